@@ -1,0 +1,3 @@
+//! Berth's OCI runtime library.
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]

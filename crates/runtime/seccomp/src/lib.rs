@@ -1,0 +1,3 @@
+//! seccomp for Berth (stub; being implemented).
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
