@@ -124,6 +124,10 @@ pub fn clone3(args: &CloneArgs<'_>) -> Result<Forked> {
         exit_signal: u64::try_from(args.exit_signal.unwrap_or(libc::SIGCHLD)).unwrap_or(17),
         ..RawCloneArgs::default()
     };
+    if args.flags.contains(NamespaceFlags::PARENT) {
+        // The kernel takes the exit signal from the caller then, and refuses another one.
+        raw.exit_signal = 0;
+    }
     if let Some(cg) = args.cgroup {
         raw.flags |= CLONE_INTO_CGROUP;
         raw.cgroup = u64::try_from(cg.as_raw_fd()).unwrap_or(0);

@@ -13,7 +13,12 @@ pub fn close_range_cloexec(first: u32) -> Result<()> {
     // SAFETY: close_range with CLOSE_RANGE_CLOEXEC closes nothing; it only sets the
     // close-on-exec flag, which cannot invalidate any descriptor Rust code owns.
     let ret = unsafe {
-        libc::syscall(libc::SYS_close_range, first, libc::c_uint::MAX, CLOSE_RANGE_CLOEXEC)
+        libc::syscall(
+            libc::SYS_close_range,
+            first,
+            libc::c_uint::MAX,
+            CLOSE_RANGE_CLOEXEC,
+        )
     };
     if ret == 0 {
         return Ok(());
@@ -22,10 +27,16 @@ pub fn close_range_cloexec(first: u32) -> Result<()> {
     if err.errno() != Some(libc::ENOSYS) && err.errno() != Some(libc::EINVAL) {
         return Err(err);
     }
-    let dir = std::fs::read_dir("/proc/self/fd")
-        .map_err(|source| Error { call: "read /proc/self/fd", source })?;
+    let dir = std::fs::read_dir("/proc/self/fd").map_err(|source| Error {
+        call: "read /proc/self/fd",
+        source,
+    })?;
     for entry in dir.flatten() {
-        let Some(fd) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(fd) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if u32::try_from(fd).is_ok_and(|f| f >= first) {

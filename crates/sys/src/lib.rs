@@ -14,13 +14,16 @@ mod mount;
 mod seccomp;
 mod signal;
 
+pub use bpf::{
+    attach_device_program, device_program_ids, DeviceAccess, DeviceKind, DeviceProgram, DeviceRule,
+};
 pub use clone::{clone3, CloneArgs, Forked, NamespaceFlags};
 pub use fd::close_range_cloexec;
 pub use misc::{
-    ioprio_set, join_session_keyring, personality, sched_setattr, set_timens_offsets, unshare,
-    SchedAttr,
+    ioprio_set, join_session_keyring, loopback_up, personality, sched_setattr, set_timens_offsets,
+    unshare, SchedAttr,
 };
-pub use mount::{mount_setattr_idmap, MountAttr};
+pub use mount::{mount_setattr, MountAttr};
 pub use seccomp::{seccomp_set_mode_filter, SockFilter};
 pub use signal::{block_signals, unblock_all_signals, SignalFd};
 
@@ -39,7 +42,10 @@ pub struct Error {
 
 impl Error {
     pub(crate) fn last(call: &'static str) -> Self {
-        Error { call, source: std::io::Error::last_os_error() }
+        Error {
+            call,
+            source: std::io::Error::last_os_error(),
+        }
     }
 
     /// The errno, if the OS gave one.
@@ -62,8 +68,10 @@ pub type Result<T> = std::result::Result<T, Error>;
 /// Used to refuse `fork`-like calls in a multi-threaded process, where only
 /// async-signal-safe code could run in the child.
 pub fn thread_count() -> Result<usize> {
-    let stat = std::fs::read_to_string("/proc/self/stat")
-        .map_err(|source| Error { call: "read /proc/self/stat", source })?;
+    let stat = std::fs::read_to_string("/proc/self/stat").map_err(|source| Error {
+        call: "read /proc/self/stat",
+        source,
+    })?;
     // The command name (field 2) may contain spaces and parentheses; fields after the
     // last ')' are space separated. num_threads is field 20, i.e. the 18th after ')'.
     let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");

@@ -37,7 +37,10 @@ pub fn seccomp_set_mode_filter(program: &[SockFilter], flags: u32) -> Result<Opt
         call: "seccomp",
         source: std::io::Error::from_raw_os_error(libc::E2BIG),
     })?;
-    let prog = SockFprog { len, filter: program.as_ptr() };
+    let prog = SockFprog {
+        len,
+        filter: program.as_ptr(),
+    };
     // SAFETY: `prog` points at `len` valid sock_filter structs borrowed for the call;
     // the kernel copies the program before returning.
     let ret = unsafe {
@@ -62,4 +65,3 @@ pub fn seccomp_set_mode_filter(program: &[SockFilter], flags: u32) -> Result<Opt
     }
     Ok(None)
 }
-

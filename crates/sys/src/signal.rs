@@ -38,7 +38,8 @@ pub fn block_signals(signals: &[i32]) -> Result<SignalFd> {
         return Err(Error::last("signalfd"));
     }
     // SAFETY: signalfd returned a fresh descriptor owned by nobody else.
-    Ok(SignalFd { fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    Ok(SignalFd { fd })
 }
 
 /// Unblock every signal (used in a child before `execve`, which inherits the mask).
@@ -63,7 +64,11 @@ impl SignalFd {
         loop {
             // SAFETY: `info` is a writable buffer of exactly `size` bytes.
             let n = unsafe {
-                libc::read(self.fd.as_raw_fd(), (&mut info as *mut libc::signalfd_siginfo).cast(), size)
+                libc::read(
+                    self.fd.as_raw_fd(),
+                    (&mut info as *mut libc::signalfd_siginfo).cast(),
+                    size,
+                )
             };
             if n < 0 {
                 let err = Error::last("read signalfd");

@@ -1,0 +1,79 @@
+# Berth developer and CI entry points. `.ci/run` installs prerequisites and runs `make test`.
+#
+#   make build         release build of the whole workspace
+#   make test          fmt check + clippy -D warnings + unit/integration tests + compat checks
+#   make demo          build, fixtures, run a first container with berth-runtime
+#   make conformance   runtime conformance suite (TODO: lead)
+#   make fixtures      build the offline test images (tests/fixtures/build-images.sh)
+#   make bench         bench/runtime-run.sh (berth-runtime vs crun vs runc)
+#
+# Variables: CARGO, CARGO_FLAGS (CI passes --locked), CARGO_TARGET_DIR, TEST_THREADS,
+# BERTH_FIXTURES (fixture cache, default /var/cache/berth-fixtures).
+
+SHELL := /bin/bash
+.SHELLFLAGS := -euo pipefail -c
+
+CARGO ?= cargo
+CARGO_FLAGS ?=
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
+BERTH_RUNTIME ?= $(abspath $(TARGET_DIR)/release/berth-runtime)
+BERTH_FIXTURES ?= /var/cache/berth-fixtures
+export BERTH_FIXTURES BERTH_RUNTIME
+
+# Test threads: unset = the runner's default (one per CPU). Tests that cannot run
+# concurrently must serialise themselves (nextest test groups in .config/nextest.toml,
+# or a lock) rather than rely on TEST_THREADS=1.
+TEST_THREADS ?=
+NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
+
+.PHONY: all build test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
+
+all: build
+
+build:
+	$(CARGO) build $(CARGO_FLAGS) --release --workspace
+
+# Tests run in the dev/test profile (fast to compile, debug assertions on); the
+# release binary is built separately for compat checks, conformance and the demo.
+test: fmt-check clippy unit compat
+
+fmt-check:
+	$(CARGO) fmt --all -- --check
+
+clippy:
+	$(CARGO) clippy $(CARGO_FLAGS) --workspace --all-targets -- -D warnings
+
+unit:
+ifeq ($(NEXTEST),yes)
+	$(CARGO) nextest run $(CARGO_FLAGS) --workspace --no-fail-fast $(if $(TEST_THREADS),--test-threads $(TEST_THREADS))
+	$(CARGO) test $(CARGO_FLAGS) --workspace --doc
+else
+	$(CARGO) test $(CARGO_FLAGS) --workspace --no-fail-fast $(if $(TEST_THREADS),-- --test-threads $(TEST_THREADS))
+endif
+
+compat: build fixtures
+	scripts/compat-test.sh $(BERTH_RUNTIME)
+
+# TODO(lead): run the conformance suite (crates/conformance) against $(BERTH_RUNTIME).
+conformance: build fixtures
+	@echo "conformance: not wired up yet (runtime $(BERTH_RUNTIME), fixtures $(BERTH_FIXTURES))"
+
+demo: build fixtures
+	@echo "+ $(BERTH_RUNTIME) run --bundle $(BERTH_FIXTURES)/busybox/bundle berth-demo-<pid>"
+	$(BERTH_RUNTIME) run --bundle $(BERTH_FIXTURES)/busybox/bundle berth-demo-$$$$
+
+fixtures:
+	tests/fixtures/build-images.sh
+
+fixtures-debian:
+	tests/fixtures/build-images.sh --with-debian
+
+peers:
+	scripts/setup-peers.sh configure
+	scripts/setup-peers.sh load-podman
+
+clean-peers:
+	scripts/setup-peers.sh down
+
+bench: build fixtures
+	bench/runtime-run.sh $(BERTH_RUNTIME)
