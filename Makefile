@@ -2,8 +2,9 @@
 #
 #   make build         release build of the whole workspace
 #   make test          fmt check + clippy -D warnings + unit/integration tests + compat checks
+#                      (podman, dockerd, containerd) + conformance suite
 #   make demo          build, fixtures, run a first container with berth-runtime
-#   make conformance   runtime conformance suite (TODO: lead)
+#   make conformance   runtime conformance suite against berth-runtime, runc and crun
 #   make fixtures      build the offline test images (tests/fixtures/build-images.sh)
 #   make bench         bench/runtime-run.sh (berth-runtime vs crun vs runc)
 #
@@ -35,7 +36,7 @@ build:
 
 # Tests run in the dev/test profile (fast to compile, debug assertions on); the
 # release binary is built separately for compat checks, conformance and the demo.
-test: fmt-check clippy unit compat
+test: fmt-check clippy build unit compat conformance
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -54,9 +55,10 @@ endif
 compat: build fixtures
 	scripts/compat-test.sh $(BERTH_RUNTIME)
 
-# TODO(lead): run the conformance suite (crates/conformance) against $(BERTH_RUNTIME).
+# The conformance suite (crates/conformance) against berth-runtime, and against runc and
+# crun to prove the checks themselves; prints one TAP-like line per case and a summary.
 conformance: build fixtures
-	@echo "conformance: not wired up yet (runtime $(BERTH_RUNTIME), fixtures $(BERTH_FIXTURES))"
+	$(CARGO) test $(CARGO_FLAGS) -p berth-conformance --test runtimes -- --nocapture --test-threads 1
 
 demo: build fixtures
 	@echo "+ $(BERTH_RUNTIME) run --bundle $(BERTH_FIXTURES)/busybox/bundle berth-demo-<pid>"

@@ -47,18 +47,17 @@ pub(crate) fn validate(spec: &Spec) -> Result<()> {
         )));
     }
     let plan = NamespacePlan::from_spec(spec)?;
-    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty())
-        && !plan.creates(LinuxNamespaceType::Uts)
+    if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !plan.has(LinuxNamespaceType::Uts)
     {
         return Err(Error::InvalidConfig(
-            "hostname is set but the container has no new UTS namespace".into(),
+            "hostname is set but the container has no UTS namespace of its own".into(),
         ));
     }
     if spec.domainname().as_ref().is_some_and(|h| !h.is_empty())
-        && !plan.creates(LinuxNamespaceType::Uts)
+        && !plan.has(LinuxNamespaceType::Uts)
     {
         return Err(Error::InvalidConfig(
-            "domainname is set but the container has no new UTS namespace".into(),
+            "domainname is set but the container has no UTS namespace of its own".into(),
         ));
     }
     if let Some(linux) = spec.linux() {

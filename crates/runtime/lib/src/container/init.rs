@@ -211,7 +211,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
         spec,
         root.as_fd(),
         dev_null.as_fd(),
-        plan.creates(LinuxNamespaceType::Uts),
+        plan.has(LinuxNamespaceType::Uts),
     )?;
     drop(dev_null);
     if let Some(cc) = hooks.create_container().as_ref().filter(|h| !h.is_empty()) {

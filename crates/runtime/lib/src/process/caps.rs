@@ -151,9 +151,13 @@ pub(crate) fn apply_sets(sets: &Sets) -> Result<()> {
         },
     )
     .map_err(|e| Error::sys("capset", e))?;
+    // The kernel only raises an ambient capability that is permitted and inheritable;
+    // configurations often list ambient ones without inheritable ones (runc's own `spec`
+    // does), and runc and crun skip those. So do we.
+    let raisable = sets.ambient & sets.permitted & sets.inheritable;
     for n in 0..64u32 {
         let bit = CapabilitySet::from_bits_retain(1u64 << n);
-        if sets.ambient.contains(bit) {
+        if raisable.contains(bit) {
             rustix::thread::configure_capability_in_ambient_set(bit, true)
                 .map_err(|e| Error::sys(format!("raise ambient capability {n}"), e))?;
         }
