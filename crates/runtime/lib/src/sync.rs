@@ -5,10 +5,14 @@
 //! The same framing is used on the container's `start.sock` (a bound datagram socket).
 //!
 //! The create protocol, runtime (R) and container init (I):
-//! 1. R clones I in new namespaces; I waits for `Go`.
-//! 2. R writes the ID maps, places I in its cgroups, sends `Go`.
-//! 3. If there are `prestart`/`createRuntime` hooks, I sends `RunHooks` once its namespaces
-//!    exist and waits for `HooksDone`.
+//! 1. R clones I in new namespaces (on cgroup v2 straight into its cgroup).
+//! 2. With a new user namespace R writes the ID maps and sends `Maps`; I waits for it.
+//! 3. R places I in its (v1) cgroups while I already builds its root filesystem — the
+//!    first cgroup v1 migration waits for an RCU grace period, so this overlap is the
+//!    biggest single saving of `create` — then sends `Go`; I waits for it before running
+//!    any hook or unsharing its cgroup namespace.
+//! 4. If there are `prestart`/`createRuntime` hooks, I sends `RunHooks` and waits for
+//!    `HooksDone`.
 //! 4. I finishes the set-up and sends `Created` (or `Failed` at any step, then exits).
 //! 5. `start` (or `run`) sends `Start` carrying a pipe's write end; I runs the
 //!    `startContainer` hooks and `execve`s; close-on-exec closes the pipe, which tells the
@@ -32,7 +36,9 @@ const MAX_MSG: usize = 64 * 1024;
 /// One message of the protocol.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) enum Msg {
-    /// R → I: maps and cgroups are in place; go on. Carries the state JSON for hooks.
+    /// R → I: the user namespace's ID maps are written (sent only with a new user namespace).
+    Maps,
+    /// R → I: the cgroups are in place; go on. Carries the state JSON for hooks.
     Go(String),
     /// I → R: namespaces exist; run prestart/createRuntime hooks now.
     RunHooks,

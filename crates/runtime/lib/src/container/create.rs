@@ -205,6 +205,11 @@ impl Runtime {
             new_keyring: (!opts.no_new_keyring).then(|| id.to_string()),
             preserve_fds: opts.preserve_fds,
             rootless: rustix::process::geteuid().as_raw() != 0,
+            cgroups: crate::rootfs::cgroupfs::view(
+                &cg.hierarchies(),
+                plan.creates(LinuxNamespaceType::Cgroup),
+            ),
+            cgroup_placed: cg_fd.is_some() && cg.kind() == berth_cgroups::LayoutKind::V2,
         };
         let intermediate = !plan.join.is_empty() || plan.creates(LinuxNamespaceType::Time);
         let pid = if intermediate {
@@ -253,6 +258,7 @@ impl Runtime {
             let uid = linux.uid_mappings().clone().unwrap_or_default();
             let gid = linux.gid_mappings().clone().unwrap_or_default();
             crate::namespaces::write_id_maps(pid, &uid, &gid)?;
+            parent_ch.send(&Msg::Maps, None)?;
         }
         cg.add_process(pid)?;
         let mut record = Record {

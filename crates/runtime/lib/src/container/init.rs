@@ -33,6 +33,11 @@ pub(crate) struct InitArgs<'a> {
     pub preserve_fds: u32,
     /// The runtime runs without root on the host.
     pub rootless: bool,
+    /// Where the container's cgroups are, for `cgroup` mounts.
+    pub cgroups: cgroupfs::CgroupView,
+    /// The process was cloned straight into its (only, v2) cgroup: nothing to wait for
+    /// before unsharing the cgroup namespace.
+    pub cgroup_placed: bool,
 }
 
 /// Join the namespaces given by path, create a time namespace if asked, then clone the init
@@ -135,24 +140,11 @@ impl From<berth_sys::Error> for Failure {
 
 fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
     let _ = rustix::process::set_parent_process_death_signal(Some(rustix::process::Signal::KILL));
-    let state_json = match a.channel.recv()? {
-        (Msg::Go(s), _) => s,
-        (Msg::Failed(why), _) => return Err(Error::Init(why).into()),
-        (other, _) => {
-            return Err(Error::Init(format!("protocol error: unexpected {other:?}")).into())
-        }
-    };
     let spec = a.spec;
     let plan = a.plan;
-    if let Some((_, path)) = plan
-        .join
-        .iter()
-        .find(|(t, _)| *t == LinuxNamespaceType::Mount)
-    {
-        crate::namespaces::join(LinuxNamespaceType::Mount, path)?;
-    }
     let userns = plan.creates(LinuxNamespaceType::User);
     if userns {
+        a.channel.expect(&Msg::Maps)?;
         // Become root of the new user namespace (ID 0 is mapped in any useful mapping).
         let _ = rustix::thread::set_thread_res_gid(
             rustix::process::Gid::ROOT,
@@ -165,19 +157,15 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
             rustix::process::Uid::ROOT,
         );
     }
-    let needs_cgroup_view = spec
-        .mounts()
-        .as_deref()
-        .unwrap_or_default()
+    if let Some((_, path)) = plan
+        .join
         .iter()
-        .any(|m| matches!(m.typ().as_deref(), Some("cgroup") | Some("cgroup2")));
+        .find(|(t, _)| *t == LinuxNamespaceType::Mount)
+    {
+        crate::namespaces::join(LinuxNamespaceType::Mount, path)?;
+    }
     let own_cgroupns = plan.creates(LinuxNamespaceType::Cgroup);
-    let cgroups = if needs_cgroup_view {
-        cgroupfs::discover(own_cgroupns)?
-    } else {
-        cgroupfs::CgroupView::default()
-    };
-    if own_cgroupns {
+    if own_cgroupns && a.cgroup_placed {
         berth_sys::unshare(NamespaceFlags::CGROUP)?;
     }
     if plan.creates(LinuxNamespaceType::Network) {
@@ -187,6 +175,33 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
     let linux = spec.linux().clone();
     process::apply_early(&process, linux.as_ref(), a.new_keyring.as_deref())?;
 
+    // The root filesystem is built while the runtime places this process in its cgroups.
+    let root = rootfs::prepare(&RootfsPlan {
+        spec,
+        rootfs: a.rootfs.clone(),
+        userns,
+        cgroups: a.cgroups.clone(),
+        idmap_userns: None,
+    })?;
+    let dev_null = rootfs::open_dev_null()?;
+    rootfs::finish(
+        spec,
+        root.as_fd(),
+        dev_null.as_fd(),
+        plan.has(LinuxNamespaceType::Uts),
+    )?;
+    drop(dev_null);
+
+    let state_json = match a.channel.recv()? {
+        (Msg::Go(s), _) => s,
+        (Msg::Failed(why), _) => return Err(Error::Init(why).into()),
+        (other, _) => {
+            return Err(Error::Init(format!("protocol error: unexpected {other:?}")).into())
+        }
+    };
+    if own_cgroupns && !a.cgroup_placed {
+        berth_sys::unshare(NamespaceFlags::CGROUP)?;
+    }
     let hooks = spec.hooks().clone().unwrap_or_default();
     #[allow(deprecated)]
     let has_runtime_hooks = hooks.prestart().as_ref().is_some_and(|h| !h.is_empty())
@@ -198,22 +213,6 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
         a.channel.send(&Msg::RunHooks, None)?;
         a.channel.expect(&Msg::HooksDone)?;
     }
-
-    let root = rootfs::prepare(&RootfsPlan {
-        spec,
-        rootfs: a.rootfs.clone(),
-        userns,
-        cgroups,
-        idmap_userns: None,
-    })?;
-    let dev_null = rootfs::open_dev_null()?;
-    rootfs::finish(
-        spec,
-        root.as_fd(),
-        dev_null.as_fd(),
-        plan.has(LinuxNamespaceType::Uts),
-    )?;
-    drop(dev_null);
     if let Some(cc) = hooks.create_container().as_ref().filter(|h| !h.is_empty()) {
         crate::hooks::run("createContainer", cc, state_json.as_bytes())?;
     }

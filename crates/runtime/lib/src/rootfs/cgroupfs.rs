@@ -1,7 +1,8 @@
 //! The container's view of `/sys/fs/cgroup` (OCI mount type `cgroup`).
 //!
-//! The host's cgroup hierarchies are discovered before the container's cgroup namespace is
-//! created, so that each can be bound at the container's own cgroup:
+//! The cgroup manager tells where the container's cgroup is in each host hierarchy, so that
+//! each can be bound at the container's own cgroup (independent of when the container's
+//! cgroup namespace is created):
 //! - host with only cgroup v2 and a new cgroup namespace: a fresh `cgroup2` mount, whose root
 //!   is the namespace root, i.e. the container's cgroup;
 //! - otherwise (v1 or hybrid): a tmpfs at the destination and, per hierarchy, a bind of the
@@ -38,74 +39,27 @@ pub(crate) struct CgroupView {
     pub own_namespace: bool,
 }
 
-/// Read /proc/self/mountinfo and /proc/self/cgroup of the calling process.
-pub(crate) fn discover(own_namespace: bool) -> Result<CgroupView> {
-    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
-        .map_err(|e| Error::io("read", "/proc/self/mountinfo", e))?;
-    let cgroup = std::fs::read_to_string("/proc/self/cgroup")
-        .map_err(|e| Error::io("read", "/proc/self/cgroup", e))?;
-    Ok(CgroupView {
-        hierarchies: parse(&mountinfo, &cgroup),
+/// The view of the container's cgroups, from what the cgroup manager placed it in.
+pub(crate) fn view(dirs: &[berth_cgroups::CgroupDir], own_namespace: bool) -> CgroupView {
+    let hierarchies = dirs
+        .iter()
+        .filter_map(|d| {
+            let rel = d.mountpoint.strip_prefix("/sys/fs/cgroup").ok()?;
+            let name = rel.to_str()?.to_string();
+            if name.contains('/') {
+                return None;
+            }
+            Some(Hierarchy {
+                name,
+                host_dir: d.dir.clone(),
+                v2: d.unified,
+            })
+        })
+        .collect();
+    CgroupView {
+        hierarchies,
         own_namespace,
-    })
-}
-
-/// The hierarchies mounted under /sys/fs/cgroup, matched with the process's cgroup paths.
-pub(crate) fn parse(mountinfo: &str, cgroup: &str) -> Vec<Hierarchy> {
-    let mut out = Vec::new();
-    for line in mountinfo.lines() {
-        let Some((pre, post)) = line.split_once(" - ") else {
-            continue;
-        };
-        let pre: Vec<&str> = pre.split(' ').collect();
-        let post: Vec<&str> = post.split(' ').collect();
-        let (Some(root), Some(mountpoint), Some(fstype)) = (pre.get(3), pre.get(4), post.first())
-        else {
-            continue;
-        };
-        let Some(rel) = mountpoint.strip_prefix("/sys/fs/cgroup") else {
-            continue;
-        };
-        let name = rel.trim_start_matches('/');
-        if name.contains('/') {
-            continue;
-        }
-        let v2 = *fstype == "cgroup2";
-        if !v2 && *fstype != "cgroup" {
-            continue;
-        }
-        let super_opts: Vec<&str> = post
-            .get(2)
-            .map(|s| s.split(',').collect())
-            .unwrap_or_default();
-        // Find this hierarchy's line in /proc/self/cgroup: "ID:controllers:path".
-        let path = cgroup.lines().find_map(|l| {
-            let mut it = l.splitn(3, ':');
-            let (_id, ctrls, path) = (it.next()?, it.next()?, it.next()?);
-            let matches = if v2 {
-                ctrls.is_empty()
-            } else {
-                !ctrls.is_empty() && ctrls.split(',').all(|c| super_opts.contains(&c))
-            };
-            matches.then(|| path.to_string())
-        });
-        let Some(path) = path else { continue };
-        let inner = path
-            .strip_prefix(root)
-            .unwrap_or(&path)
-            .trim_start_matches('/');
-        let host_dir = if inner.is_empty() {
-            PathBuf::from(mountpoint)
-        } else {
-            Path::new(mountpoint).join(inner)
-        };
-        out.push(Hierarchy {
-            name: name.to_string(),
-            host_dir,
-            v2,
-        });
     }
-    out
 }
 
 /// Mount the container's /sys/fs/cgroup at `dest`.
@@ -170,46 +124,41 @@ pub(crate) fn mount(ctx: &MountContext<'_>, dest: &Path, opts: &MountOptions) ->
 mod tests {
     use super::*;
 
-    const MOUNTINFO: &str = "\
-30 1 0:25 / / rw - ext4 /dev/vda rw
-40 30 0:35 / /sys/fs/cgroup rw - tmpfs tmpfs rw
-41 40 0:36 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
-42 40 0:37 / /sys/fs/cgroup/memory rw - cgroup cgroup rw,memory
-43 40 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
-44 40 0:39 / /sys/fs/cgroup/systemd rw - cgroup cgroup rw,name=systemd
-";
-    const CGROUP: &str = "\
-9:name=systemd:/
-4:memory:/berth/c1
-1:cpu:/berth/c1
-0::/berth/c1
-";
-
-    #[test]
-    fn hybrid_views() {
-        let h = parse(MOUNTINFO, CGROUP);
-        let names: Vec<_> = h.iter().map(|h| h.name.as_str()).collect();
-        assert_eq!(names, ["cpu", "memory", "unified", "systemd"]);
-        assert_eq!(h[0].host_dir, PathBuf::from("/sys/fs/cgroup/cpu/berth/c1"));
-        assert!(h[2].v2);
-        assert_eq!(
-            h[2].host_dir,
-            PathBuf::from("/sys/fs/cgroup/unified/berth/c1")
-        );
-        assert_eq!(h[3].host_dir, PathBuf::from("/sys/fs/cgroup/systemd"));
+    fn dir(mountpoint: &str, unified: bool) -> berth_cgroups::CgroupDir {
+        berth_cgroups::CgroupDir {
+            controllers: vec![],
+            unified,
+            mountpoint: mountpoint.into(),
+            path: "/berth/c1".into(),
+            dir: Path::new(mountpoint).join("berth/c1"),
+        }
     }
 
     #[test]
-    fn v2_only() {
-        let mi = "30 1 0:25 / / rw - ext4 /dev/vda rw\n31 30 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n";
-        let h = parse(mi, "0::/a/b\n");
-        assert_eq!(
-            h,
-            vec![Hierarchy {
-                name: String::new(),
-                host_dir: "/sys/fs/cgroup/a/b".into(),
-                v2: true
-            }]
+    fn hybrid_views() {
+        let v = view(
+            &[
+                dir("/sys/fs/cgroup/cpu", false),
+                dir("/sys/fs/cgroup/unified", true),
+            ],
+            false,
         );
+        let names: Vec<_> = v.hierarchies.iter().map(|h| h.name.as_str()).collect();
+        assert_eq!(names, ["cpu", "unified"]);
+        assert_eq!(
+            v.hierarchies[0].host_dir,
+            PathBuf::from("/sys/fs/cgroup/cpu/berth/c1")
+        );
+        assert!(v.hierarchies[1].v2);
+    }
+
+    #[test]
+    fn v2_only_and_foreign_mounts() {
+        let v = view(
+            &[dir("/sys/fs/cgroup", true), dir("/mnt/elsewhere", false)],
+            true,
+        );
+        assert_eq!(v.hierarchies.len(), 1);
+        assert_eq!(v.hierarchies[0].name, "");
     }
 }
