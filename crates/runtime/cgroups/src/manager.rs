@@ -343,6 +343,28 @@ impl Manager {
         Ok(())
     }
 
+    /// Move the calling process into the cgroup in every hierarchy where it is not already
+    /// (e.g. the v2 one after `CLONE_INTO_CGROUP`). The caller must be single-threaded.
+    ///
+    /// On v1 this writes `0` to `tasks`: the kernel moves just the calling thread and, for
+    /// that case only, skips the global threadgroup lock whose first writer waits for an
+    /// RCU grace period (about 10 ms here) — which `cgroup.procs` from another process
+    /// always takes. On v2, `cgroup.procs` (threads cannot be moved alone there).
+    pub fn add_self(&self) -> Result<()> {
+        let current = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+        for h in &self.hierarchies {
+            if !h.contains(&current) {
+                let file = if h.version == Version::V1 {
+                    "tasks"
+                } else {
+                    "cgroup.procs"
+                };
+                fs::write(&h.dir, file, "0")?;
+            }
+        }
+        Ok(())
+    }
+
     fn freezer_place(&self) -> Option<Place<'_>> {
         self.place("freezer")
     }

@@ -210,6 +210,7 @@ impl Runtime {
                 plan.creates(LinuxNamespaceType::Cgroup),
             ),
             cgroup_placed: cg_fd.is_some() && cg.kind() == berth_cgroups::LayoutKind::V2,
+            place_self: (!userns).then_some(&cg),
         };
         let intermediate = !plan.join.is_empty() || plan.creates(LinuxNamespaceType::Time);
         let pid = if intermediate {
@@ -259,8 +260,8 @@ impl Runtime {
             let gid = linux.gid_mappings().clone().unwrap_or_default();
             crate::namespaces::write_id_maps(pid, &uid, &gid)?;
             parent_ch.send(&Msg::Maps, None)?;
+            cg.add_process(pid)?;
         }
-        cg.add_process(pid)?;
         let mut record = Record {
             id: id.to_string(),
             bundle: bundle.clone(),

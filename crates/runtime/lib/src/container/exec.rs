@@ -117,6 +117,7 @@ impl Runtime {
             seccomp,
             preserve_fds: opts.preserve_fds,
             setgroups_denied: record.user_namespace && rustix::process::geteuid().as_raw() != 0,
+            place_self: (!record.user_namespace).then_some(&cg),
         };
         let c1 = match berth_sys::clone3(&CloneArgs::default())? {
             Forked::Child => {
@@ -137,6 +138,13 @@ impl Runtime {
                         exit_signal: None,
                     })? {
                         Forked::Child => {
+                            // Into the cgroups first, while paths still resolve on the host.
+                            if let Some(cg) = args.place_self {
+                                if let Err(e) = cg.add_self() {
+                                    let _ = child_ch.send(&Msg::Failed(e.to_string()), None);
+                                    std::process::exit(1)
+                                }
+                            }
                             if flags.contains(NamespaceFlags::MOUNT) {
                                 if let Err(e) = rustix::thread::move_into_thread_name_spaces(
                                     pidfd.as_fd(),
@@ -180,7 +188,9 @@ impl Runtime {
             (other, _) => return Err(Error::Init(format!("protocol error: {other:?}"))),
         };
         let guard = KillOnDrop(Some(pid));
-        cg.add_process(pid)?;
+        if record.user_namespace {
+            cg.add_process(pid)?;
+        }
         parent_ch.send(&Msg::Go(String::new()), None)?;
         parent_ch.expect(&Msg::Created)?;
         let master = match ours {
@@ -223,6 +233,8 @@ struct ExecChild<'a> {
     seccomp: Option<berth_seccomp::CompiledFilter>,
     preserve_fds: u32,
     setgroups_denied: bool,
+    /// Move into the container's cgroups itself (see `berth_cgroups::Manager::add_self`).
+    place_self: Option<&'a berth_cgroups::Manager>,
 }
 
 /// The exec'd process before execve. Never returns.

@@ -38,6 +38,9 @@ pub(crate) struct InitArgs<'a> {
     /// The process was cloned straight into its (only, v2) cgroup: nothing to wait for
     /// before unsharing the cgroup namespace.
     pub cgroup_placed: bool,
+    /// Move into these cgroups itself (cheaper than being moved, see
+    /// `berth_cgroups::Manager::add_self`); `None` when the runtime does it (user namespaces).
+    pub place_self: Option<&'a berth_cgroups::Manager>,
 }
 
 /// Join the namespaces given by path, create a time namespace if asked, then clone the init
@@ -157,6 +160,10 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
             rustix::process::Uid::ROOT,
         );
     }
+    // Into the cgroups first, while their paths still resolve in the host's mount namespace.
+    if let Some(cg) = a.place_self {
+        cg.add_self().map_err(Error::from)?;
+    }
     if let Some((_, path)) = plan
         .join
         .iter()
@@ -165,7 +172,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
         crate::namespaces::join(LinuxNamespaceType::Mount, path)?;
     }
     let own_cgroupns = plan.creates(LinuxNamespaceType::Cgroup);
-    if own_cgroupns && a.cgroup_placed {
+    if own_cgroupns && (a.cgroup_placed || a.place_self.is_some()) {
         berth_sys::unshare(NamespaceFlags::CGROUP)?;
     }
     if plan.creates(LinuxNamespaceType::Network) {
@@ -199,7 +206,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
             return Err(Error::Init(format!("protocol error: unexpected {other:?}")).into())
         }
     };
-    if own_cgroupns && !a.cgroup_placed {
+    if own_cgroupns && !a.cgroup_placed && a.place_self.is_none() {
         berth_sys::unshare(NamespaceFlags::CGROUP)?;
     }
     let hooks = spec.hooks().clone().unwrap_or_default();
