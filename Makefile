@@ -1,6 +1,7 @@
 # Berth developer and CI entry points. `.ci/run` installs prerequisites and runs `make test`.
 #
-#   make build         release build of the whole workspace
+#   make build         release build of the whole workspace, and the shipped berth-runtime
+#   make runtime       target/runtime/berth-runtime only (static PIE, size-optimised)
 #   make test          fmt check + clippy -D warnings + unit/integration tests + compat checks
 #                      (podman, dockerd, containerd) + conformance suite
 #   make demo          build, fixtures, run a first container with berth-runtime
@@ -17,7 +18,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 CARGO_FLAGS ?=
 TARGET_DIR := $(or $(CARGO_TARGET_DIR),target)
-BERTH_RUNTIME ?= $(abspath $(TARGET_DIR)/release/berth-runtime)
+BERTH_RUNTIME ?= $(abspath $(TARGET_DIR)/runtime/berth-runtime)
 BERTH_FIXTURES ?= /var/cache/berth-fixtures
 export BERTH_FIXTURES BERTH_RUNTIME
 
@@ -27,12 +28,17 @@ export BERTH_FIXTURES BERTH_RUNTIME
 TEST_THREADS ?=
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
-.PHONY: all build test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
+
+.PHONY: all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
 
 all: build
 
-build:
+build: runtime
 	$(CARGO) build $(CARGO_FLAGS) --release --workspace
+
+# The berth-runtime binary as shipped: size-optimised static PIE (see [profile.runtime]).
+runtime:
+	$(CARGO) rustc $(CARGO_FLAGS) --profile runtime -p berth-runtime-cli --bin berth-runtime -- -C target-feature=+crt-static
 
 # Tests run in the dev/test profile (fast to compile, debug assertions on); the
 # release binary is built separately for compat checks, conformance and the demo.

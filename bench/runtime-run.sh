@@ -4,7 +4,7 @@
 #
 # Usage: bench/runtime-run.sh [options] [BERTH_BINARY]
 #
-#   BERTH_BINARY      default target/release/berth-runtime; benched only if it exists
+#   BERTH_BINARY      default target/runtime/berth-runtime; benched only if it exists
 #   --runs N          hyperfine runs per runtime (default 50)
 #   --warmup N        hyperfine warmup runs (default 5)
 #   --rss-runs N      runs per runtime for peak RSS (default 20; the median is reported)
@@ -37,7 +37,7 @@ warmup=5
 rss_runs=20
 host_cgroups=0
 out="$REPO/bench/results"
-berth="$REPO/target/release/berth-runtime"
+berth="$REPO/target/runtime/berth-runtime"
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 die() { log "error: $*"; exit 1; }

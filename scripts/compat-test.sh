@@ -7,7 +7,7 @@
 #
 # Usage: scripts/compat-test.sh [--engines podman,docker,containerd] [RUNTIME]
 #
-#   RUNTIME   runtime binary (default $BERTH_RUNTIME or target/release/berth-runtime).
+#   RUNTIME   runtime binary (default $BERTH_RUNTIME or target/runtime/berth-runtime).
 #             `scripts/compat-test.sh /usr/sbin/runc` validates the harness itself.
 #
 # Covers, per engine where it applies: run, stdout/stdin, exit codes (also of

@@ -10,7 +10,7 @@
 #   start dockerd [--berth PATH]
 #                              start the CI dockerd (socket /run/berth-ci/docker.sock);
 #                              PATH is registered as runtime "berth" (default
-#                              $BERTH_RUNTIME or target/release/berth-runtime)
+#                              $BERTH_RUNTIME or target/runtime/berth-runtime)
 #   stop containerd|dockerd|all
 #   status                     show what is configured and running
 #   verify [--runtime PATH]    configure, start every peer, run the busybox fixture
@@ -169,7 +169,7 @@ write_if_changed() {
 }
 
 default_berth_binary() {
-    echo "${BERTH_RUNTIME:-$BERTH_REPO/target/release/berth-runtime}"
+    echo "${BERTH_RUNTIME:-$BERTH_REPO/target/runtime/berth-runtime}"
 }
 
 # ------------------------------------------------------------------ podman
