@@ -361,3 +361,61 @@ fn ping_group_range_lets_ping_work_without_net_raw() {
     let v: Vec<&str> = out.split_whitespace().collect();
     assert_eq!(v, ["0", "2147483647"], "{out}");
 }
+
+#[test]
+fn runtime_binary_is_out_of_reach_even_with_sys_ptrace() {
+    if !is_root() {
+        return;
+    }
+    // With CAP_SYS_PTRACE (and no user namespace) non-dumpable is not enough: the runtime
+    // must run from a sealed copy. The container tries to write through every runtime exe
+    // it can see while exec'd processes come and go.
+    let rt = Runtime::new();
+    let before = std::fs::read(support::BIN).unwrap();
+    let add_ptrace = |c: &mut Value| {
+        for set in ["bounding", "effective", "permitted"] {
+            c["process"]["capabilities"][set]
+                .as_array_mut()
+                .unwrap()
+                .push(json!("CAP_SYS_PTRACE"));
+        }
+    };
+    let id = unique_id("ptr");
+    let script = "end=$(( $(date +%s) + 4 )); while [ $(date +%s) -lt $end ]; do \
+                    for p in /proc/[0-9]*; do (echo PWNED >> $p/exe) 2>/dev/null && echo WROTE $p; done; \
+                  done; echo finished";
+    rt.create(&id, &sh(script).edit(add_ptrace), true);
+    for _ in 0..40 {
+        let _ = rt.out(&["exec", "--cap", "CAP_SYS_PTRACE", &id, "true"]);
+    }
+    assert!(
+        std::fs::read(support::BIN).unwrap() == before,
+        "the runtime binary was modified"
+    );
+    // A created container's init is the runtime: with SYS_PTRACE its exe is visible, and
+    // it must be the sealed copy, not the file on disk.
+    let id2 = unique_id("ptr2");
+    rt.create(&id2, &sh("true").edit(add_ptrace), false);
+    let o = rt.out(&[
+        "exec",
+        "--cap",
+        "CAP_SYS_PTRACE",
+        &id2,
+        "sh",
+        "-c",
+        "readlink /proc/1/exe; (echo x >> /proc/1/exe) 2>/dev/null && echo WROTE",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("memfd:berth-runtime"),
+        "init does not run from the sealed copy: {text}"
+    );
+    assert!(
+        !text.contains("WROTE"),
+        "wrote to the init's executable: {text}"
+    );
+    assert!(
+        std::fs::read(support::BIN).unwrap() == before,
+        "the runtime binary was modified"
+    );
+}

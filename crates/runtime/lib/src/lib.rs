@@ -14,6 +14,7 @@
 mod container;
 pub mod defaults;
 mod error;
+mod exe;
 mod hooks;
 mod namespaces;
 mod paths;

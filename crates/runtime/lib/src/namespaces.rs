@@ -1,9 +1,9 @@
 //! Joining namespaces and writing user-namespace ID maps.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, OwnedFd};
 use std::path::Path;
 
-use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType};
+use oci_spec::runtime::{LinuxIdMapping, LinuxNamespaceType, Spec};
 use rustix::fs::{Mode, OFlags};
 use rustix::thread::LinkNameSpaceType;
 
@@ -83,6 +83,81 @@ fn helper(name: &str, pid: i32, maps: &[LinuxIdMapping]) -> Result<()> {
         )));
     }
     Ok(())
+}
+
+/// A user namespace with the given ID maps, as a descriptor (for ID-mapped mounts). A
+/// short-lived child creates it and waits while its maps are written and it is opened.
+pub(crate) fn userns_with_maps(uid: &[LinuxIdMapping], gid: &[LinuxIdMapping]) -> Result<OwnedFd> {
+    let (r, w) = rustix::pipe::pipe_with(rustix::pipe::PipeFlags::CLOEXEC)
+        .map_err(|e| Error::sys("pipe", e))?;
+    let args = berth_sys::CloneArgs {
+        flags: berth_sys::NamespaceFlags::USER,
+        ..Default::default()
+    };
+    match berth_sys::clone3(&args)? {
+        berth_sys::Forked::Child => {
+            drop(w);
+            let mut b = [0u8; 1];
+            let _ = rustix::io::read(&r, &mut b);
+            std::process::exit(0)
+        }
+        berth_sys::Forked::Parent(pid) => {
+            drop(r);
+            let result = (|| {
+                let uid_map = format!("/proc/{pid}/uid_map");
+                std::fs::write(&uid_map, map_text(uid))
+                    .map_err(|e| Error::io("write", uid_map, e))?;
+                let gid_map = format!("/proc/{pid}/gid_map");
+                std::fs::write(&gid_map, map_text(gid))
+                    .map_err(|e| Error::io("write", gid_map, e))?;
+                let ns = format!("/proc/{pid}/ns/user");
+                rustix::fs::open(ns.as_str(), OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| Error::io("open", ns, e.into()))
+            })();
+            drop(w);
+            if let Some(p) = rustix::process::Pid::from_raw(pid) {
+                let _ = rustix::process::waitpid(Some(p), rustix::process::WaitOptions::empty());
+            }
+            result
+        }
+    }
+}
+
+/// For each entry of `mounts`: a user namespace when the entry is an `idmap`/`ridmap` bind
+/// (with the entry's own mappings, else the container's), `None` otherwise.
+pub(crate) fn idmap_userns_fds(spec: &Spec) -> Result<Vec<Option<OwnedFd>>> {
+    let linux = spec.linux().clone().unwrap_or_default();
+    let mut out = Vec::new();
+    for m in spec.mounts().as_deref().unwrap_or_default() {
+        let idmap = m
+            .options()
+            .as_deref()
+            .unwrap_or_default()
+            .iter()
+            .any(|o| o == "idmap" || o == "ridmap");
+        if !idmap {
+            out.push(None);
+            continue;
+        }
+        let uid = m
+            .uid_mappings()
+            .clone()
+            .or_else(|| linux.uid_mappings().clone())
+            .unwrap_or_default();
+        let gid = m
+            .gid_mappings()
+            .clone()
+            .or_else(|| linux.gid_mappings().clone())
+            .unwrap_or_default();
+        if uid.is_empty() || gid.is_empty() {
+            return Err(Error::InvalidConfig(format!(
+                "idmap mount {} needs uidMappings and gidMappings",
+                m.destination().display()
+            )));
+        }
+        out.push(Some(userns_with_maps(&uid, &gid)?));
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

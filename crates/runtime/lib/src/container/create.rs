@@ -105,6 +105,16 @@ impl Runtime {
         }
         let process = spec.process().clone().unwrap_or_default();
         let terminal = process.terminal().unwrap_or(false);
+        if crate::exe::needs_sealed_copy(
+            process.capabilities().as_ref(),
+            plan.creates(LinuxNamespaceType::User)
+                || plan
+                    .join
+                    .iter()
+                    .any(|(t, _)| *t == LinuxNamespaceType::User),
+        ) {
+            crate::exe::ensure_sealed_copy()?;
+        }
 
         // The console: the caller's socket, or (run in the foreground) one of our own.
         let mut console_master_sock = None;
@@ -183,6 +193,8 @@ impl Runtime {
             Mode::Create => Some(bind_start_socket(&dir)?),
             Mode::Run => None,
         };
+        // User namespaces for ID-mapped binds, made here where the maps can be written.
+        let idmap_fds = crate::namespaces::idmap_userns_fds(&spec)?;
         let (parent_ch, child_ch) = sync::pair()?;
         std::env::set_current_dir(&bundle).map_err(|e| Error::io("chdir", &bundle, e))?;
 
@@ -211,6 +223,10 @@ impl Runtime {
             ),
             cgroup_placed: cg_fd.is_some() && cg.kind() == berth_cgroups::LayoutKind::V2,
             place_self: (!userns).then_some(&cg),
+            idmaps: idmap_fds
+                .iter()
+                .map(|f| f.as_ref().map(|f| f.as_fd()))
+                .collect(),
         };
         let intermediate = !plan.join.is_empty() || plan.creates(LinuxNamespaceType::Time);
         let pid = if intermediate {

@@ -61,6 +61,12 @@ impl Runtime {
         }
         let spec = self.container_spec(id)?;
         let plan = NamespacePlan::from_spec(&spec)?;
+        if crate::exe::needs_sealed_copy(
+            opts.process.capabilities().as_ref(),
+            plan.has(LinuxNamespaceType::User),
+        ) {
+            crate::exe::ensure_sealed_copy()?;
+        }
         let mut flags = NamespaceFlags::empty();
         for t in [
             LinuxNamespaceType::User,

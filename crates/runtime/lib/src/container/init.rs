@@ -38,6 +38,8 @@ pub(crate) struct InitArgs<'a> {
     /// The process was cloned straight into its (only, v2) cgroup: nothing to wait for
     /// before unsharing the cgroup namespace.
     pub cgroup_placed: bool,
+    /// Per entry of `mounts`: the user namespace of an `idmap` bind.
+    pub idmaps: Vec<Option<BorrowedFd<'a>>>,
     /// Move into these cgroups itself (cheaper than being moved, see
     /// `berth_cgroups::Manager::add_self`); `None` when the runtime does it (user namespaces).
     pub place_self: Option<&'a berth_cgroups::Manager>,
@@ -188,7 +190,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
         rootfs: a.rootfs.clone(),
         userns,
         cgroups: a.cgroups.clone(),
-        idmap_userns: None,
+        idmaps: &a.idmaps,
     })?;
     let dev_null = rootfs::open_dev_null()?;
     rootfs::finish(

@@ -42,7 +42,8 @@ pub(crate) struct RootfsPlan<'a> {
     /// The container has its own user namespace (bind devices instead of mknod).
     pub userns: bool,
     pub cgroups: cgroupfs::CgroupView,
-    pub idmap_userns: Option<BorrowedFd<'a>>,
+    /// Per entry of `mounts`: the user namespace an `idmap` bind is mapped through.
+    pub idmaps: &'a [Option<BorrowedFd<'a>>],
 }
 
 /// The propagation requested by `linux.rootfsPropagation`, if any.
@@ -80,13 +81,14 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
     let root = clone_tree(rootfs_dir.as_fd(), Path::new(""), true)?;
     attach(root.as_fd(), rootfs_dir.as_fd(), &plan.rootfs)?;
 
-    let ctx = MountContext {
-        root: root.as_fd(),
-        idmap_userns: plan.idmap_userns,
-        cgroups: &plan.cgroups,
-    };
     let mut has_pts = false;
-    for m in plan.spec.mounts().as_deref().unwrap_or_default() {
+    let entries = plan.spec.mounts().as_deref().unwrap_or_default();
+    for (i, m) in entries.iter().enumerate() {
+        let ctx = MountContext {
+            root: root.as_fd(),
+            idmap_userns: plan.idmaps.get(i).copied().flatten(),
+            cgroups: &plan.cgroups,
+        };
         mounts::mount_entry(&ctx, m)?;
         if m.destination() == Path::new("/dev/pts") {
             has_pts = true;
