@@ -66,7 +66,7 @@ compat: build fixtures
 conformance: build fixtures
 	$(CARGO) test $(CARGO_FLAGS) -p berth-conformance --test runtimes -- --nocapture --test-threads 1
 
-demo: build fixtures
+demo: runtime fixtures
 	@echo "+ $(BERTH_RUNTIME) run --bundle $(BERTH_FIXTURES)/busybox/bundle berth-demo-<pid>"
 	$(BERTH_RUNTIME) run --bundle $(BERTH_FIXTURES)/busybox/bundle berth-demo-$$$$
 

@@ -23,7 +23,8 @@ fn idmapped_bind_mount_shows_mapped_owners() {
     let host = tempfile::tempdir().unwrap();
     std::fs::write(host.path().join("f"), "x").unwrap();
     assert_eq!(std::fs::metadata(host.path().join("f")).unwrap().uid(), 0);
-    let b = sh("stat -c %u:%g /data/f").edit(|c| {
+    // A private rootfs copy: the mount point /data is created in it.
+    let b = sh("stat -c %u:%g /data/f").with_rootfs_copy().edit(|c| {
         c["mounts"].as_array_mut().unwrap().push(json!({
             "destination": "/data", "type": "bind", "source": host.path(),
             "options": ["bind", "idmap"],
@@ -39,7 +40,7 @@ fn idmapped_bind_mount_shows_mapped_owners() {
         "on-disk root should appear as 1000 through the idmap"
     );
     // Without idmap the owner is unchanged.
-    let plain = sh("stat -c %u:%g /data/f").edit(|c| {
+    let plain = sh("stat -c %u:%g /data/f").with_rootfs_copy().edit(|c| {
         c["mounts"].as_array_mut().unwrap().push(json!({
             "destination": "/data", "type": "bind", "source": host.path(), "options": ["bind"]
         }));

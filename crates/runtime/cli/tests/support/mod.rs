@@ -62,7 +62,9 @@ pub struct Bundle {
 }
 
 impl Bundle {
-    /// Default spec running `args`, non-terminal, root filesystem read-only.
+    /// Default spec running `args`, non-terminal, root filesystem read-only. The rootfs is
+    /// the shared fixture: mounts must target paths that exist in it (the runtime creates
+    /// missing mount points in the rootfs); use [`Bundle::with_rootfs_copy`] otherwise.
     pub fn new(args: &[&str]) -> Bundle {
         let dir = tempfile::tempdir().unwrap();
         let out = Command::new(BIN)

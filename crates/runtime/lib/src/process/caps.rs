@@ -140,6 +140,20 @@ pub(crate) fn apply_bounding(sets: &Sets, last: u32) -> Result<()> {
     Ok(())
 }
 
+/// Make every permitted capability effective (the user switch cleared the effective set).
+pub(crate) fn raise_permitted() -> Result<()> {
+    let cur = rustix::thread::capabilities(None).map_err(|e| Error::sys("capget", e))?;
+    rustix::thread::set_capabilities(
+        None,
+        CapabilitySets {
+            effective: cur.permitted,
+            permitted: cur.permitted,
+            inheritable: cur.inheritable,
+        },
+    )
+    .map_err(|e| Error::sys("capset", e))
+}
+
 /// Set effective, permitted and inheritable, then raise the ambient ones.
 pub(crate) fn apply_sets(sets: &Sets) -> Result<()> {
     rustix::thread::set_capabilities(

@@ -4,11 +4,13 @@
 //! Order matters and follows what the kernel allows:
 //! 1. [`apply_early`] (host `/proc` still visible): OOM score, personality, I/O priority,
 //!    scheduler, CPU affinity, session keyring.
-//! 2. [`finalize`]: LSM labels (after checking `/proc` is procfs), seccomp when
-//!    `noNewPrivileges` is false (it needs CAP_SYS_ADMIN, so before dropping it), bounding
-//!    set, groups/gid/uid with capabilities kept, the capability sets, `no_new_privs`,
-//!    rlimits, umask, working directory (opened inside the root, then `fchdir`), and the
-//!    executable resolved on the container's `PATH`.
+//! 2. [`finalize`]: LSM labels (after checking `/proc` is procfs), bounding set,
+//!    groups/gid/uid with capabilities kept as permitted, the working directory (opened
+//!    inside the root, then `fchdir` as the user) and the executable resolved on the
+//!    container's `PATH` — all before any seccomp filter, which might not allow the
+//!    syscalls path resolution uses; then seccomp when `noNewPrivileges` is false (with
+//!    CAP_SYS_ADMIN raised from the permitted set for the moment), the final capability
+//!    sets, `no_new_privs`, rlimits, umask.
 //! 3. [`exec`]: mark every descriptor close-on-exec, load seccomp when `noNewPrivileges`
 //!    is true (as late as possible, so the filter constrains as little runtime code as
 //!    possible), `execve`.
@@ -159,15 +161,6 @@ pub(crate) struct FinalizeInput<'a> {
 pub(crate) fn finalize(input: FinalizeInput<'_>) -> Result<Prepared> {
     let p = input.process;
     apply_lsm(p)?;
-    let nnp = p.no_new_privileges().unwrap_or(false);
-    let mut late = None;
-    if let Some(filter) = input.seccomp {
-        if nnp {
-            late = Some(filter);
-        } else {
-            filter.load()?;
-        }
-    }
     // Create the working directory as root, before switching user, like runc.
     let cwd = p.cwd();
     drop(ensure_in_root(input.root, cwd, Leaf::Dir, 0o755)?);
@@ -193,16 +186,12 @@ pub(crate) fn finalize(input: FinalizeInput<'_>) -> Result<Prepared> {
     rustix::thread::set_thread_res_uid(uid, uid, uid)
         .map_err(|e| Error::sys(format!("setresuid({})", user.uid()), e))?;
     rustix::thread::set_keep_capabilities(false).map_err(|e| Error::sys("PR_SET_KEEPCAPS", e))?;
-    caps::apply_sets(&sets)?;
-    if nnp {
-        rustix::thread::set_no_new_privs(true).map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", e))?;
-    }
-    apply_rlimits(p)?;
-    rustix::process::umask(Mode::from_raw_mode(user.umask().unwrap_or(0o022) & 0o777));
 
-    // Resolve the working directory inside the root (no magic links, so a leaked
-    // descriptor's /proc/self/fd/N path cannot be used, CVE-2024-21626), then enter it
-    // with the container user's permissions.
+    // Now the container user, still holding its old capabilities as permitted ones: do what
+    // needs path resolution before any seccomp filter is loaded (a profile may not allow
+    // openat2 or statx). Resolve the working directory inside the root (no magic links, so
+    // a leaked descriptor's /proc/self/fd/N path cannot be used, CVE-2024-21626) and enter
+    // it with the user's permissions; find the executable the same way.
     let dir = open_in_root(input.root, cwd, OFlags::PATH | OFlags::DIRECTORY)?;
     rustix::process::fchdir(&dir).map_err(|e| Error::io("chdir", cwd, e.into()))?;
     drop(dir);
@@ -214,7 +203,39 @@ pub(crate) fn finalize(input: FinalizeInput<'_>) -> Result<Prepared> {
             cwd.display()
         )));
     }
+    let (program, args, env) = command(p, user.uid())?;
 
+    // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN in effect: raise the
+    // permitted set for that moment, load, then set the final sets. With no_new_privs the
+    // filter waits until just before execve.
+    let nnp = p.no_new_privileges().unwrap_or(false);
+    let mut late = None;
+    if let Some(filter) = input.seccomp {
+        if nnp {
+            late = Some(filter);
+        } else {
+            caps::raise_permitted()?;
+            filter.load()?;
+        }
+    }
+    caps::apply_sets(&sets)?;
+    if nnp {
+        rustix::thread::set_no_new_privs(true).map_err(|e| Error::sys("PR_SET_NO_NEW_PRIVS", e))?;
+    }
+    apply_rlimits(p)?;
+    rustix::process::umask(Mode::from_raw_mode(user.umask().unwrap_or(0o022) & 0o777));
+    Ok(Prepared {
+        program,
+        args,
+        env,
+        seccomp_late: late,
+        preserve_fds: input.preserve_fds,
+    })
+}
+
+/// The program to execute (found on the container's PATH), its arguments and environment.
+#[allow(clippy::type_complexity)]
+fn command(p: &Process, uid: u32) -> Result<(PathBuf, Vec<String>, Vec<(OsString, OsString)>)> {
     let args = p.args().clone().unwrap_or_default();
     let mut env: Vec<(OsString, OsString)> = Vec::new();
     for kv in p.env().as_deref().unwrap_or_default() {
@@ -226,7 +247,7 @@ pub(crate) fn finalize(input: FinalizeInput<'_>) -> Result<Prepared> {
         env.push((k.into(), v.into()));
     }
     if !env.iter().any(|(k, _)| k == "HOME") {
-        let home = home_of(user.uid()).unwrap_or_else(|| "/".into());
+        let home = home_of(uid).unwrap_or_else(|| "/".into());
         env.push(("HOME".into(), home));
     }
     let path_var = env
@@ -236,13 +257,7 @@ pub(crate) fn finalize(input: FinalizeInput<'_>) -> Result<Prepared> {
         .unwrap_or_else(|| DEFAULT_PATH.to_string());
     let first = args.first().cloned().unwrap_or_default();
     let program = resolve_executable(&first, &path_var)?;
-    Ok(Prepared {
-        program,
-        args,
-        env,
-        seccomp_late: late,
-        preserve_fds: input.preserve_fds,
-    })
+    Ok((program, args, env))
 }
 
 /// AppArmor and SELinux: applied on exec, refused with a clear error where the kernel has
