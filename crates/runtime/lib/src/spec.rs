@@ -32,19 +32,20 @@ pub(crate) fn validate(spec: &Spec) -> Result<()> {
     if spec.root().is_none() {
         return Err(Error::InvalidConfig("root is missing".into()));
     }
-    let Some(process) = spec.process() else {
-        return Err(Error::InvalidConfig("process is missing".into()));
-    };
-    if process.args().as_ref().is_none_or(|a| a.is_empty()) {
-        return Err(Error::InvalidConfig(
-            "process.args must not be empty".into(),
-        ));
-    }
-    if !process.cwd().is_absolute() {
-        return Err(Error::InvalidConfig(format!(
-            "process.cwd {:?} must be an absolute path",
-            process.cwd()
-        )));
+    // `process` may be absent at create; `start` then fails (runtime-spec: "start MUST
+    // generate an error if process was not set").
+    if let Some(process) = spec.process() {
+        if process.args().as_ref().is_none_or(|a| a.is_empty()) {
+            return Err(Error::InvalidConfig(
+                "process.args must not be empty".into(),
+            ));
+        }
+        if !process.cwd().is_absolute() {
+            return Err(Error::InvalidConfig(format!(
+                "process.cwd {:?} must be an absolute path",
+                process.cwd()
+            )));
+        }
     }
     let plan = NamespacePlan::from_spec(spec)?;
     if spec.hostname().as_ref().is_some_and(|h| !h.is_empty()) && !plan.has(LinuxNamespaceType::Uts)

@@ -98,9 +98,10 @@ impl Runtime {
         let rootfs = std::fs::canonicalize(&rootfs_rel)
             .map_err(|e| Error::io("resolve rootfs", &rootfs_rel, e))?;
         let plan = NamespacePlan::from_spec(&spec)?;
-        if !plan.creates(LinuxNamespaceType::Mount) {
+        if !plan.has(LinuxNamespaceType::Mount) {
+            // Without one the root filesystem would be built on the host's mounts.
             return Err(Error::InvalidConfig(
-                "the container needs a new mount namespace".into(),
+                "the container needs a mount namespace of its own (new or joined by path)".into(),
             ));
         }
         let process = spec.process().clone().unwrap_or_default();
@@ -300,7 +301,9 @@ impl Runtime {
                 (Msg::RunHooks, _) => {
                     #[allow(deprecated)]
                     let prestart = hooks.prestart().clone().unwrap_or_default();
-                    crate::hooks::run("prestart", &prestart, state_json.as_bytes())?;
+                    // runc and the runtime-tools suite give prestart hooks "created".
+                    let created = record.hook_state(Status::Created);
+                    crate::hooks::run("prestart", &prestart, created.as_bytes())?;
                     let cr = hooks.create_runtime().clone().unwrap_or_default();
                     crate::hooks::run("createRuntime", &cr, state_json.as_bytes())?;
                     parent_ch.send(&Msg::HooksDone, None)?;

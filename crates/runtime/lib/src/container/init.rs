@@ -245,13 +245,16 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
     }
     rootfs::seal(spec, root.as_fd())?;
 
-    let prepared = process::finalize(FinalizeInput {
-        process: &process,
-        root: root.as_fd(),
-        seccomp: a.seccomp,
-        setgroups_denied: userns && a.rootless,
-        preserve_fds: a.preserve_fds,
-    })?;
+    let prepared = match spec.process() {
+        Some(_) => Some(process::finalize(FinalizeInput {
+            process: &process,
+            root: root.as_fd(),
+            seccomp: a.seccomp,
+            setgroups_denied: userns && a.rootless,
+            preserve_fds: a.preserve_fds,
+        })?),
+        None => None,
+    };
     drop(root);
     let _ = rustix::process::set_parent_process_death_signal(None);
     a.channel.send(&Msg::Created, None)?;
@@ -274,6 +277,9 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
             return Err(Failure::AfterStart(e, report));
         }
     }
-    let err = process::exec(prepared);
+    let err = match prepared {
+        Some(prepared) => process::exec(prepared),
+        None => Error::InvalidConfig("cannot start: the configuration has no process".into()),
+    };
     Err(Failure::AfterStart(err, report))
 }

@@ -155,7 +155,21 @@ pub(crate) fn raise_permitted() -> Result<()> {
 }
 
 /// Set effective, permitted and inheritable, then raise the ambient ones.
+///
+/// A process can never gain a capability its runtime does not hold (root here, for
+/// instance, lacks CAP_SYS_RESOURCE): the requested sets are clamped to the permitted set
+/// the runtime has, as `--privileged` on such a host expects.
 pub(crate) fn apply_sets(sets: &Sets) -> Result<()> {
+    let held = rustix::thread::capabilities(None)
+        .map_err(|e| Error::sys("capget", e))?
+        .permitted;
+    let sets = Sets {
+        bounding: sets.bounding,
+        effective: sets.effective & held,
+        permitted: sets.permitted & held,
+        inheritable: sets.inheritable & held,
+        ambient: sets.ambient & held,
+    };
     rustix::thread::set_capabilities(
         None,
         CapabilitySets {

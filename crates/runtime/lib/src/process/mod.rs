@@ -205,6 +205,10 @@ pub(crate) fn finalize(input: FinalizeInput<'_>) -> Result<Prepared> {
     }
     let (program, args, env) = command(p, user.uid())?;
 
+    // Nothing the runtime holds may reach the container (CVE-2024-21626); marked now,
+    // before a filter could refuse close_range. Later descriptors are close-on-exec.
+    berth_sys::close_range_cloexec(3 + input.preserve_fds)?;
+
     // Without no_new_privs, loading a filter needs CAP_SYS_ADMIN in effect: raise the
     // permitted set for that moment, load, then set the final sets. With no_new_privs the
     // filter waits until just before execve.
@@ -414,8 +418,12 @@ pub(crate) fn resolve_executable(name: &str, path: &str) -> Result<PathBuf> {
 
 /// Step 3: never returns on success.
 pub(crate) fn exec(prepared: Prepared) -> Error {
+    // Once more for anything opened since `finalize` (all close-on-exec by construction);
+    // a seccomp filter loaded meanwhile may refuse close_range, which is then harmless.
     if let Err(e) = berth_sys::close_range_cloexec(3 + prepared.preserve_fds) {
-        return e.into();
+        if e.errno() != Some(libc::EPERM) {
+            return e.into();
+        }
     }
     if let Some(filter) = &prepared.seccomp_late {
         if let Err(e) = filter.load() {
