@@ -89,6 +89,9 @@ pub struct CgroupDir {
     pub dir: PathBuf,
 }
 
+/// The parent of containers created without a `cgroupsPath`.
+const DEFAULT_PARENT: &str = "/berth";
+
 /// What to keep in the container state to re-open the cgroup later with
 /// [`Manager::from_record`], from another process and whatever its own cgroup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -305,7 +308,22 @@ impl Manager {
     /// root is enabled down to the parent of the container's directory.
     pub fn create(&self) -> Result<()> {
         for h in &self.hierarchies {
-            fs::mkdir_all(&h.dir)?;
+            // A concurrent `destroy` may remove the shared default parent between our
+            // mkdirs (see `destroy`): try again.
+            let mut attempt = 0;
+            loop {
+                match fs::mkdir_all(&h.dir) {
+                    Err(Error::CreateDir { source, .. })
+                        if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
+                    {
+                        attempt += 1;
+                    }
+                    other => {
+                        other?;
+                        break;
+                    }
+                }
+            }
             match h.version {
                 Version::V1 if h.hosts("cpuset") => v1::init_cpuset(&h.mountpoint, &h.dir)?,
                 Version::V1 => {}
@@ -551,11 +569,31 @@ impl Manager {
     /// Remove the cgroup (descendants first) from every hierarchy. Missing directories
     /// are fine; `EBUSY` (processes still exiting) is retried for about a second. Every
     /// hierarchy is attempted; the first error is returned.
+    ///
+    /// The default parent (`/berth`, shared by all containers without a `cgroupsPath`) is
+    /// removed too once empty, so that nothing of Berth stays in the hierarchy after its
+    /// last container; `create` copes with it vanishing underneath.
     pub fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         for h in &self.hierarchies {
-            if let Err(e) = remove_tree(&h.dir) {
+            // Usually a leaf: one rmdir. Walk the tree only when it has children.
+            let removed = match std::fs::remove_dir(&h.dir) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+                Err(_) => remove_tree(&h.dir),
+            };
+            if let Err(e) = removed {
                 first_err.get_or_insert(e);
+                continue;
+            }
+            if h.path
+                .strip_prefix(DEFAULT_PARENT)
+                .is_some_and(|rest| rest.starts_with('/') && !rest[1..].contains('/'))
+            {
+                if let Some(parent) = h.dir.parent() {
+                    // Fails with EBUSY while other containers live there: that is fine.
+                    let _ = std::fs::remove_dir(parent);
+                }
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -753,10 +791,16 @@ mod tests {
         let dir = Fake::dir(&m, "unified");
         assert!(dir.is_dir());
         std::fs::create_dir_all(dir.join("child/grandchild")).unwrap();
+        let other = Manager::with_layout(&f.layout, Some("/berth/c2"), "c2", false).unwrap();
+        other.create().unwrap();
         m.destroy().unwrap();
         assert!(!dir.exists());
+        // The shared default parent stays while another container uses it...
         assert!(f.path().join("unified/berth").is_dir());
         m.destroy().unwrap();
+        // ...and goes with the last one.
+        other.destroy().unwrap();
+        assert!(!f.path().join("unified/berth").exists());
     }
 
     #[test]
