@@ -41,6 +41,16 @@ pub(crate) fn clone_tree(dirfd: BorrowedFd<'_>, source: &Path, recursive: bool) 
         .map_err(|e| Error::io("open_tree (bind source)", source, e.into()))
 }
 
+/// mount_setattr changes the access-time mode only as a whole: setting `noatime` or
+/// `strictatime` requires clearing the whole `MOUNT_ATTR__ATIME` field.
+fn atime_clear(set: MountAttr, clear: MountAttr) -> MountAttr {
+    if set.0 & MountAttr::ATIME_MASK.0 != 0 {
+        clear.union(MountAttr::ATIME_MASK)
+    } else {
+        clear
+    }
+}
+
 /// Apply per-mount and recursive attributes and propagation to a mount descriptor.
 pub(crate) fn apply_attrs(mnt: BorrowedFd<'_>, o: &MountOptions, dest: &Path) -> Result<()> {
     let wrap = |e: berth_sys::Error| Error::Io {
@@ -49,10 +59,12 @@ pub(crate) fn apply_attrs(mnt: BorrowedFd<'_>, o: &MountOptions, dest: &Path) ->
         source: e.source,
     };
     if !o.set.is_empty() || !o.clear.is_empty() {
-        berth_sys::mount_setattr(mnt, false, o.set, o.clear, 0, None).map_err(wrap)?;
+        berth_sys::mount_setattr(mnt, false, o.set, atime_clear(o.set, o.clear), 0, None)
+            .map_err(wrap)?;
     }
     if !o.rset.is_empty() || !o.rclear.is_empty() {
-        berth_sys::mount_setattr(mnt, true, o.rset, o.rclear, 0, None).map_err(wrap)?;
+        berth_sys::mount_setattr(mnt, true, o.rset, atime_clear(o.rset, o.rclear), 0, None)
+            .map_err(wrap)?;
     }
     Ok(())
 }
@@ -195,13 +207,37 @@ pub(crate) fn fs_mount(
     let mnt = rustix::mount::fsmount(&fs, FsMountFlags::FSMOUNT_CLOEXEC, attrs)
         .map_err(|e| Error::sys(format!("fsmount {} ({typ})", dest.display()), e))?;
     if !opts.rset.is_empty() || !opts.rclear.is_empty() {
-        berth_sys::mount_setattr(mnt.as_fd(), true, opts.rset, opts.rclear, 0, None).map_err(
-            |e| Error::Io {
-                op: "mount_setattr",
-                path: dest.to_path_buf(),
-                source: e.source,
-            },
-        )?;
+        berth_sys::mount_setattr(
+            mnt.as_fd(),
+            true,
+            opts.rset,
+            atime_clear(opts.rset, opts.rclear),
+            0,
+            None,
+        )
+        .map_err(|e| Error::Io {
+            op: "mount_setattr",
+            path: dest.to_path_buf(),
+            source: e.source,
+        })?;
     }
     Ok(mnt)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn atime_modes_clear_the_whole_field() {
+        let c = atime_clear(
+            MountAttr::STRICTATIME.union(MountAttr::NOSUID),
+            MountAttr::default(),
+        );
+        assert_eq!(c, MountAttr::ATIME_MASK);
+        assert_eq!(
+            atime_clear(MountAttr::NOSUID, MountAttr::RDONLY),
+            MountAttr::RDONLY
+        );
+    }
 }
