@@ -199,11 +199,25 @@ impl Manager {
         }
     }
 
+    /// A manager without any hierarchy: for a container that runs without cgroups (a
+    /// rootless container whose user may not create any, when it asks for no limits).
+    /// Everything is a no-op; pause/resume report the missing freezer.
+    pub fn disabled() -> Manager {
+        Manager {
+            hierarchies: Vec::new(),
+        }
+    }
+
+    /// Whether this manager has no hierarchy (see [`Manager::disabled`]).
+    pub fn is_disabled(&self) -> bool {
+        self.hierarchies.is_empty()
+    }
+
     /// Re-open the cgroup described by `record` (checked again: paths absolute, no `..`,
     /// known controllers, at most one v2 hierarchy).
     pub fn from_record(record: &CgroupRecord) -> Result<Manager> {
         let bad = |reason: String| Error::InvalidRecord { reason };
-        if record.hierarchies.is_empty() || record.hierarchies.len() > 64 {
+        if record.hierarchies.len() > 64 {
             return Err(bad(format!("{} hierarchies", record.hierarchies.len())));
         }
         if record

@@ -232,3 +232,71 @@ fn features_and_rootless_spec() {
         .status
         .success());
 }
+
+#[test]
+fn rootless_run_as_an_unprivileged_user() {
+    if !is_root()
+        || std::process::Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_err()
+    {
+        return;
+    }
+    // As `nobody`: a user namespace mapping nobody to root, setgroups denied, no cgroups
+    // (the user may create none and the rootless spec asks for no limits).
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o777),
+    )
+    .unwrap();
+    let as_nobody = |args: &[&str]| {
+        std::process::Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(support::BIN)
+            .args(args)
+            .env("XDG_RUNTIME_DIR", dir.path())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let bundle = dir.path().to_str().unwrap().to_string();
+    let o = as_nobody(&["spec", "--rootless", "--bundle", &bundle]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let cfg_path = dir.path().join("config.json");
+    let mut c: Value = serde_json::from_str(&std::fs::read_to_string(&cfg_path).unwrap()).unwrap();
+    c["process"]["terminal"] = Value::Bool(false);
+    c["process"]["args"] = json!([
+        "sh",
+        "-c",
+        "id -u; cat /proc/self/uid_map; grep -c . /proc/self/gid_map"
+    ]);
+    c["root"]["path"] = Value::String(support::fixture_rootfs().display().to_string());
+    std::fs::write(&cfg_path, serde_json::to_vec(&c).unwrap()).unwrap();
+    let root = dir.path().join("state");
+    let o = as_nobody(&[
+        "--root",
+        root.to_str().unwrap(),
+        "run",
+        "--bundle",
+        &bundle,
+        &unique_id("rootless"),
+    ]);
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        o.status.success(),
+        "{out} {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let lines: Vec<Vec<&str>> = out
+        .lines()
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(lines[0], ["0"], "root inside: {out}");
+    assert_eq!(
+        lines[1],
+        ["0", "65534", "1"],
+        "nobody mapped to root: {out}"
+    );
+}

@@ -53,10 +53,18 @@ pub(crate) fn warn(msg: &str) {
     }
 }
 
+pub(crate) fn set_dumpable(on: bool) -> Result<()> {
+    let b = if on {
+        rustix::process::DumpableBehavior::Dumpable
+    } else {
+        rustix::process::DumpableBehavior::NotDumpable
+    };
+    rustix::process::set_dumpable_behavior(b).map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
+}
+
 /// Make the calling process non-dumpable, so no process inside a container can open its
 /// `/proc/PID/exe` (and through it the runtime binary) while it works there
 /// (CVE-2019-5736). Call first thing in `main`.
 pub fn protect_self() -> Result<()> {
-    rustix::process::set_dumpable_behavior(rustix::process::DumpableBehavior::NotDumpable)
-        .map_err(|e| Error::sys("PR_SET_DUMPABLE", e))
+    set_dumpable(false)
 }

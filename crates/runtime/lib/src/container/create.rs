@@ -4,6 +4,7 @@
 use std::os::fd::{AsFd, OwnedFd};
 use std::path::{Path, PathBuf};
 
+use berth_errdefs::HasKind;
 use berth_sys::{CloneArgs, Forked, NamespaceFlags};
 use oci_spec::runtime::{LinuxNamespaceType, Spec};
 
@@ -173,7 +174,20 @@ impl Runtime {
             .as_ref()
             .map(|p| p.to_string_lossy().into_owned());
         let cg = berth_cgroups::Manager::new(cgroups_path.as_deref(), id, self.systemd_cgroup)?;
-        cg.create()?;
+        let cg = match cg.create() {
+            Ok(()) => cg,
+            // Without root, cgroups are only needed for limits: a container that asks for
+            // none runs without (as runc and crun do rootless).
+            Err(e)
+                if rustix::process::geteuid().as_raw() != 0
+                    && e.kind() == berth_errdefs::ErrorKind::PermissionDenied
+                    && !wants_limits(linux.resources().as_ref()) =>
+            {
+                crate::warn(&format!("running {id} without cgroups: {e}"));
+                berth_cgroups::Manager::disabled()
+            }
+            Err(e) => return Err(e.into()),
+        };
         cleanup.cgroup = Some(cg.clone());
         let mut resources = linux.resources().clone().unwrap_or_default();
         let spec_devices = linux
@@ -187,7 +201,9 @@ impl Runtime {
             resources.devices().as_deref().unwrap_or_default(),
             &spec_devices,
         )));
-        cg.apply(&resources)?;
+        if !cg.is_disabled() {
+            cg.apply(&resources)?;
+        }
         let cg_fd = cg.v2_dir_fd()?;
 
         let start_sock = match mode {
@@ -230,6 +246,13 @@ impl Runtime {
                 .collect(),
         };
         let intermediate = !plan.join.is_empty() || plan.creates(LinuxNamespaceType::Time);
+        // Rootless, the runtime writes the child's ID maps as an ordinary user, and the
+        // /proc files of a non-dumpable process belong to root: let the child start
+        // dumpable (it is alone in its new namespaces until it turns that off again).
+        let rootless_maps = userns && rustix::process::geteuid().as_raw() != 0;
+        if rootless_maps {
+            crate::set_dumpable(true)?;
+        }
         let pid = if intermediate {
             let forked = berth_sys::clone3(&CloneArgs::default())?;
             match forked {
@@ -268,6 +291,9 @@ impl Runtime {
                 Forked::Parent(pid) => pid,
             }
         };
+        if rootless_maps {
+            crate::set_dumpable(false)?;
+        }
         cleanup.child = Some(pid);
         drop(child_ch);
         drop(cg_fd);
@@ -380,6 +406,21 @@ pub(crate) fn write_pid_file(path: &Path, pid: i32) -> Result<()> {
     let tmp = path.with_extension("berth-tmp");
     std::fs::write(&tmp, pid.to_string()).map_err(|e| Error::io("write pid file", &tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| Error::io("write pid file", path, e))
+}
+
+/// Whether the configuration asks for any resource limit (device rules aside, which
+/// without cgroups the device nodes and capabilities already enforce).
+fn wants_limits(r: Option<&oci_spec::runtime::LinuxResources>) -> bool {
+    r.is_some_and(|r| {
+        r.memory().is_some()
+            || r.cpu().is_some()
+            || r.pids().is_some()
+            || r.block_io().is_some()
+            || r.hugepage_limits().as_ref().is_some_and(|h| !h.is_empty())
+            || r.network().is_some()
+            || r.rdma().as_ref().is_some_and(|h| !h.is_empty())
+            || r.unified().as_ref().is_some_and(|h| !h.is_empty())
+    })
 }
 
 fn owner() -> String {

@@ -150,6 +150,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
     let userns = plan.creates(LinuxNamespaceType::User);
     if userns {
         a.channel.expect(&Msg::Maps)?;
+        crate::set_dumpable(false)?;
         // Become root of the new user namespace (ID 0 is mapped in any useful mapping).
         let _ = rustix::thread::set_thread_res_gid(
             rustix::process::Gid::ROOT,
