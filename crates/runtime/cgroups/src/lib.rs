@@ -35,7 +35,7 @@
 //!
 //! # Paths (runc's cgroupfs rules)
 //!
-//! No `cgroupsPath`: `/berth/<id>`. Absolute `/a/b`: `/a/b` from each hierarchy root.
+//! No `cgroupsPath`: `/berth-<id>`. Absolute `/a/b`: `/a/b` from each hierarchy root.
 //! Relative `a/b`: below the caller's own cgroup in each hierarchy. `..` components,
 //! control characters and the hierarchy root itself are refused.
 //!
@@ -49,7 +49,7 @@
 //! let relative = Manager::with_layout(&layout, Some("berth/c1"), "c1", false)?;
 //! assert_eq!(relative.hierarchies()[0].path, "/user.slice/berth/c1");
 //! let default = Manager::with_layout(&layout, None, "c1", false)?;
-//! assert_eq!(default.hierarchies()[0].dir, std::path::Path::new("/sys/fs/cgroup/berth/c1"));
+//! assert_eq!(default.hierarchies()[0].dir, std::path::Path::new("/sys/fs/cgroup/berth-c1"));
 //! assert!(Manager::with_layout(&layout, Some("/a/../b"), "c1", false).is_err());
 //! # Ok::<(), berth_cgroups::Error>(())
 //! ```

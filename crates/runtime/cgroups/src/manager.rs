@@ -89,9 +89,6 @@ pub struct CgroupDir {
     pub dir: PathBuf,
 }
 
-/// The parent of containers created without a `cgroupsPath`.
-const DEFAULT_PARENT: &str = "/berth";
-
 /// What to keep in the container state to re-open the cgroup later with
 /// [`Manager::from_record`], from another process and whatever its own cgroup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -130,7 +127,7 @@ pub(crate) fn open_dir(dir: &Path) -> Result<OwnedFd> {
 }
 
 impl Manager {
-    /// The cgroup for `linux.cgroupsPath` (`None`: `/berth/<container_id>`) in the
+    /// The cgroup for `linux.cgroupsPath` (`None`: `/berth-<container_id>`) in the
     /// hierarchies of the calling process. `systemd` asks for the systemd driver, which
     /// is refused: [`Error::SystemdNotRunning`] without systemd, else
     /// [`Error::SystemdDriverUnsupported`]. Nothing is created yet.
@@ -322,22 +319,7 @@ impl Manager {
     /// root is enabled down to the parent of the container's directory.
     pub fn create(&self) -> Result<()> {
         for h in &self.hierarchies {
-            // A concurrent `destroy` may remove the shared default parent between our
-            // mkdirs (see `destroy`): try again.
-            let mut attempt = 0;
-            loop {
-                match fs::mkdir_all(&h.dir) {
-                    Err(Error::CreateDir { source, .. })
-                        if source.kind() == std::io::ErrorKind::NotFound && attempt < 5 =>
-                    {
-                        attempt += 1;
-                    }
-                    other => {
-                        other?;
-                        break;
-                    }
-                }
-            }
+            fs::mkdir_all(&h.dir)?;
             match h.version {
                 Version::V1 if h.hosts("cpuset") => v1::init_cpuset(&h.mountpoint, &h.dir)?,
                 Version::V1 => {}
@@ -583,10 +565,6 @@ impl Manager {
     /// Remove the cgroup (descendants first) from every hierarchy. Missing directories
     /// are fine; `EBUSY` (processes still exiting) is retried for about a second. Every
     /// hierarchy is attempted; the first error is returned.
-    ///
-    /// The default parent (`/berth`, shared by all containers without a `cgroupsPath`) is
-    /// removed too once empty, so that nothing of Berth stays in the hierarchy after its
-    /// last container; `create` copes with it vanishing underneath.
     pub fn destroy(&self) -> Result<()> {
         let mut first_err = None;
         for h in &self.hierarchies {
@@ -599,15 +577,6 @@ impl Manager {
             if let Err(e) = removed {
                 first_err.get_or_insert(e);
                 continue;
-            }
-            if h.path
-                .strip_prefix(DEFAULT_PARENT)
-                .is_some_and(|rest| rest.starts_with('/') && !rest[1..].contains('/'))
-            {
-                if let Some(parent) = h.dir.parent() {
-                    // Fails with EBUSY while other containers live there: that is fine.
-                    let _ = std::fs::remove_dir(parent);
-                }
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -687,11 +656,11 @@ mod tests {
         let f = Fake::new(Kind::Hybrid);
         let m = Manager::with_layout(&f.layout, None, "c1", false).unwrap();
         assert_eq!(m.kind(), LayoutKind::Hybrid);
-        assert_eq!(Fake::dir(&m, "cpu"), f.path().join("cpu/berth/c1"));
-        assert_eq!(Fake::dir(&m, "unified"), f.path().join("unified/berth/c1"));
+        assert_eq!(Fake::dir(&m, "cpu"), f.path().join("cpu/berth-c1"));
+        assert_eq!(Fake::dir(&m, "unified"), f.path().join("unified/berth-c1"));
         assert_eq!(
             Fake::dir(&m, "name=systemd"),
-            f.path().join("systemd/berth/c1")
+            f.path().join("systemd/berth-c1")
         );
 
         let m = Manager::with_layout(&f.layout, Some("/a/b"), "c1", false).unwrap();
@@ -770,9 +739,10 @@ mod tests {
             let rec: CgroupRecord = serde_json::from_value(v).unwrap();
             assert!(Manager::from_record(&rec).is_err(), "{field} accepted");
         }
+        // No hierarchy at all is a container run without cgroups (rootless).
         let rec: CgroupRecord =
             serde_json::from_value(serde_json::json!({"hierarchies": []})).unwrap();
-        assert!(Manager::from_record(&rec).is_err());
+        assert!(Manager::from_record(&rec).unwrap().is_disabled());
     }
 
     #[test]
@@ -805,16 +775,9 @@ mod tests {
         let dir = Fake::dir(&m, "unified");
         assert!(dir.is_dir());
         std::fs::create_dir_all(dir.join("child/grandchild")).unwrap();
-        let other = Manager::with_layout(&f.layout, Some("/berth/c2"), "c2", false).unwrap();
-        other.create().unwrap();
         m.destroy().unwrap();
         assert!(!dir.exists());
-        // The shared default parent stays while another container uses it...
-        assert!(f.path().join("unified/berth").is_dir());
         m.destroy().unwrap();
-        // ...and goes with the last one.
-        other.destroy().unwrap();
-        assert!(!f.path().join("unified/berth").exists());
     }
 
     #[test]
@@ -841,7 +804,7 @@ mod tests {
     #[test]
     fn add_process_skips_hierarchies_already_holding_it() {
         let f = Fake::new(Kind::Hybrid);
-        let m = Manager::with_layout(&f.layout, None, "c1", false).unwrap();
+        let m = Manager::with_layout(&f.layout, Some("/berth/c1"), "c1", false).unwrap();
         let v2 = m.v2().unwrap();
         assert!(v2.contains("1:cpu:/\n0::/berth/c1\n"));
         assert!(v2.contains("0::/berth/c1/sub\n"));

@@ -2,7 +2,8 @@
 //!
 //! The rules are runc's for its cgroupfs driver:
 //!
-//! * unset: `/berth/<container-id>`;
+//! * unset: `/berth-<container-id>` (one flat cgroup per container: no shared parent to
+//!   create and remove around every container, nothing left once it is deleted);
 //! * absolute (`/a/b`): that path from the root of every hierarchy;
 //! * relative (`a/b`): that path below the caller's own cgroup in each hierarchy (which
 //!   may differ per hierarchy).
@@ -41,7 +42,7 @@ fn components(path: &str) -> Result<Vec<&str>> {
     Ok(out)
 }
 
-/// The requested path: absolute paths as given, `None` as `/berth/<id>`, relative paths
+/// The requested path: absolute paths as given, `None` as `/berth-<id>`, relative paths
 /// still relative (returned without a leading `/`).
 pub(crate) fn requested(cgroups_path: Option<&str>, container_id: &str) -> Result<String> {
     if !is_plain_name(container_id) || container_id.len() > 1024 {
@@ -51,7 +52,7 @@ pub(crate) fn requested(cgroups_path: Option<&str>, container_id: &str) -> Resul
         });
     }
     let raw = match cgroups_path {
-        None => format!("/berth/{container_id}"),
+        None => format!("/berth-{container_id}"),
         Some(p) => p.to_owned(),
     };
     let parts = components(&raw)?;
@@ -110,7 +111,7 @@ mod tests {
 
     #[test]
     fn default_path() {
-        assert_eq!(requested(None, "abc").unwrap(), "/berth/abc");
+        assert_eq!(requested(None, "abc").unwrap(), "/berth-abc");
         assert!(requested(None, "a/b").is_err());
         assert!(requested(None, "..").is_err());
         assert!(requested(None, "").is_err());
