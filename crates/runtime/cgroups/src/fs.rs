@@ -200,6 +200,22 @@ pub(crate) fn poll<T>(
     }
 }
 
+/// Write `value` to `file` if the kernel has it, else report the feature as missing.
+pub(crate) fn optional_write(
+    dir: &Path,
+    file: &str,
+    resource: &'static str,
+    value: &str,
+) -> Result<()> {
+    if !exists(dir, file) {
+        return Err(Error::FileUnavailable {
+            resource,
+            file: file.to_owned(),
+        });
+    }
+    write(dir, file, value)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

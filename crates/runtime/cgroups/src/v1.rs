@@ -57,7 +57,7 @@ pub(crate) fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
     }
     if let Some(t) = m.kernel_tcp().filter(|t| *t != 0) {
         let t = values::limit("memory.kernelTCP", t)?;
-        optional_write(
+        fs::optional_write(
             dir,
             "memory.kmem.tcp.limit_in_bytes",
             "memory.kernelTCP",
@@ -80,17 +80,6 @@ pub(crate) fn memory(dir: &Path, m: &LinuxMemory) -> Result<()> {
     // `kernel` is obsolete (kernel 5.4 ignores it; 6.x removed the file) and
     // `useHierarchy` is always on since 6.x; both are ignored as runc does.
     Ok(())
-}
-
-/// Write `value` to `file` if the kernel has it, else report the feature as missing.
-fn optional_write(dir: &Path, file: &str, resource: &'static str, value: &str) -> Result<()> {
-    if !fs::exists(dir, file) {
-        return Err(Error::FileUnavailable {
-            resource,
-            file: file.to_owned(),
-        });
-    }
-    fs::write(dir, file, value)
 }
 
 /// `cpu.*`: shares, CFS quota/period/burst, realtime runtime/period, idle.
@@ -136,10 +125,10 @@ pub(crate) fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
         fs::write(dir, "cpu.cfs_quota_us", &q.to_string())?;
     }
     if let Some(b) = c.burst().filter(|b| *b != 0) {
-        optional_write(dir, "cpu.cfs_burst_us", "cpu.burst", &b.to_string())?;
+        fs::optional_write(dir, "cpu.cfs_burst_us", "cpu.burst", &b.to_string())?;
     }
     if let Some(p) = c.realtime_period().filter(|p| *p != 0) {
-        optional_write(
+        fs::optional_write(
             dir,
             "cpu.rt_period_us",
             "cpu.realtimePeriod",
@@ -147,7 +136,7 @@ pub(crate) fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
         )?;
     }
     if let Some(r) = c.realtime_runtime().filter(|r| *r != 0) {
-        optional_write(
+        fs::optional_write(
             dir,
             "cpu.rt_runtime_us",
             "cpu.realtimeRuntime",
@@ -156,7 +145,7 @@ pub(crate) fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
     }
     if let Some(i) = c.idle() {
         if i != 0 || fs::exists(dir, "cpu.idle") {
-            optional_write(dir, "cpu.idle", "cpu.idle", &i.to_string())?;
+            fs::optional_write(dir, "cpu.idle", "cpu.idle", &i.to_string())?;
         }
     }
     Ok(())
@@ -225,7 +214,7 @@ pub(crate) fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         fs::write(dir, file, &w.to_string())?;
     }
     if let Some(w) = b.leaf_weight().filter(|w| *w != 0) {
-        optional_write(
+        fs::optional_write(
             dir,
             "blkio.leaf_weight",
             "blockIO.leafWeight",
@@ -244,7 +233,7 @@ pub(crate) fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
             fs::write(dir, file, &format!("{major}:{minor} {w}"))?;
         }
         if let Some(w) = wd.leaf_weight() {
-            optional_write(
+            fs::optional_write(
                 dir,
                 "blkio.leaf_weight_device",
                 "blockIO.weightDevice.leafWeight",
@@ -274,7 +263,7 @@ pub(crate) fn blkio(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
         for t in list.iter().flatten() {
             let major = values::device_number("blockIO.throttle.major", t.major())?;
             let minor = values::device_number("blockIO.throttle.minor", t.minor())?;
-            optional_write(
+            fs::optional_write(
                 dir,
                 file,
                 "blockIO.throttle",
@@ -290,7 +279,7 @@ pub(crate) fn hugetlb(dir: &Path, limits: &[LinuxHugepageLimit]) -> Result<()> {
     for l in limits {
         let size = values::page_size(l.page_size())?;
         let v = values::limit("hugepageLimits.limit", l.limit())?.to_string();
-        optional_write(
+        fs::optional_write(
             dir,
             &format!("hugetlb.{size}.limit_in_bytes"),
             "hugepageLimits",

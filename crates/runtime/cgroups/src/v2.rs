@@ -171,25 +171,15 @@ pub(crate) fn cpu(dir: &Path, c: &LinuxCpu) -> Result<()> {
     }
     if let Some(b) = burst {
         if b != 0 || fs::exists(dir, "cpu.max.burst") {
-            optional_write(dir, "cpu.max.burst", "cpu.burst", &b.to_string())?;
+            fs::optional_write(dir, "cpu.max.burst", "cpu.burst", &b.to_string())?;
         }
     }
     if let Some(i) = idle {
         if i != 0 || fs::exists(dir, "cpu.idle") {
-            optional_write(dir, "cpu.idle", "cpu.idle", &i.to_string())?;
+            fs::optional_write(dir, "cpu.idle", "cpu.idle", &i.to_string())?;
         }
     }
     Ok(())
-}
-
-fn optional_write(dir: &Path, file: &str, resource: &'static str, value: &str) -> Result<()> {
-    if !fs::exists(dir, file) {
-        return Err(Error::FileUnavailable {
-            resource,
-            file: file.to_owned(),
-        });
-    }
-    fs::write(dir, file, value)
 }
 
 /// `cpuset.cpus`, `cpuset.mems`.
@@ -291,7 +281,7 @@ pub(crate) fn io(dir: &Path, b: &LinuxBlockIo) -> Result<()> {
             } else {
                 t.rate().to_string()
             };
-            optional_write(
+            fs::optional_write(
                 dir,
                 "io.max",
                 "blockIO.throttle",
@@ -311,7 +301,7 @@ pub(crate) fn hugetlb(dir: &Path, limits: &[LinuxHugepageLimit]) -> Result<()> {
     for l in limits {
         let size = values::page_size(l.page_size())?;
         let v = values::v2_limit(values::limit("hugepageLimits.limit", l.limit())?);
-        optional_write(dir, &format!("hugetlb.{size}.max"), "hugepageLimits", &v)?;
+        fs::optional_write(dir, &format!("hugetlb.{size}.max"), "hugepageLimits", &v)?;
         let rsvd = format!("hugetlb.{size}.rsvd.max");
         if fs::exists(dir, &rsvd) {
             fs::write(dir, &rsvd, &v)?;

@@ -61,6 +61,12 @@ pub(crate) struct Channel {
     fd: OwnedFd,
 }
 
+/// A new close-on-exec Unix socket of `kind` (for the start and console sockets).
+pub(crate) fn unix_socket(kind: SocketType) -> Result<OwnedFd> {
+    rustix::net::socket_with(AddressFamily::UNIX, kind, SocketFlags::CLOEXEC, None)
+        .map_err(|e| Error::sys("socket", e))
+}
+
 /// Create a connected pair.
 pub(crate) fn pair() -> Result<(Channel, Channel)> {
     let (a, b) = rustix::net::socketpair(

@@ -373,13 +373,7 @@ fn create_root(root: &Path) -> Result<()> {
 }
 
 pub(crate) fn connect_console(path: &Path) -> Result<OwnedFd> {
-    let sock = rustix::net::socket_with(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::STREAM,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(|e| Error::sys("socket", e))?;
+    let sock = crate::sync::unix_socket(rustix::net::SocketType::STREAM)?;
     let addr = rustix::net::SocketAddrUnix::new(path)
         .map_err(|e| Error::io("console socket address", path, e.into()))?;
     rustix::net::connect(&sock, &addr)
@@ -390,13 +384,7 @@ pub(crate) fn connect_console(path: &Path) -> Result<OwnedFd> {
 /// The datagram socket the init waits on until `start`.
 fn bind_start_socket(dir: &Path) -> Result<OwnedFd> {
     let path = dir.join(state::START_SOCKET);
-    let sock = rustix::net::socket_with(
-        rustix::net::AddressFamily::UNIX,
-        rustix::net::SocketType::DGRAM,
-        rustix::net::SocketFlags::CLOEXEC,
-        None,
-    )
-    .map_err(|e| Error::sys("socket", e))?;
+    let sock = crate::sync::unix_socket(rustix::net::SocketType::DGRAM)?;
     let (addr, _keep) = crate::container::start::socket_addr(&path)?;
     rustix::net::bind(&sock, &addr).map_err(|e| Error::io("bind start socket", &path, e.into()))?;
     Ok(sock)

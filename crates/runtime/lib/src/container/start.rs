@@ -71,13 +71,7 @@ impl Runtime {
         }
         let dir = record.dir(&self.root);
         let sock_path = dir.join(START_SOCKET);
-        let sock = rustix::net::socket_with(
-            rustix::net::AddressFamily::UNIX,
-            rustix::net::SocketType::DGRAM,
-            rustix::net::SocketFlags::CLOEXEC,
-            None,
-        )
-        .map_err(|e| Error::sys("socket", e))?;
+        let sock = crate::sync::unix_socket(rustix::net::SocketType::DGRAM)?;
         let (addr, _keep) = socket_addr(&sock_path)?;
         rustix::net::connect(&sock, &addr)
             .map_err(|e| Error::io("connect to the start socket", &sock_path, e.into()))?;
