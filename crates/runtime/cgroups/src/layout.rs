@@ -119,10 +119,17 @@ impl Layout {
     pub fn parse(mountinfo: &str, proc_cgroup: &str) -> Result<Layout> {
         let mut v1: Vec<Mount> = Vec::new();
         let mut v2: Option<Mount> = None;
-        for line in mountinfo.lines() {
-            let Some(entry) = parse_mountinfo_line(line) else {
+        let entries: Vec<_> = mountinfo.lines().filter_map(parse_mountinfo_line).collect();
+        for (i, entry) in entries.iter().enumerate() {
+            // A later mount on the same mount point hides this one (a tmpfs over a cgroup
+            // tree, as a private mount namespace may put there): only the top one counts.
+            if entries[i + 1..]
+                .iter()
+                .any(|later| later.mountpoint == entry.mountpoint)
+            {
                 continue;
-            };
+            }
+            let entry = entry.clone();
             match entry.fstype {
                 "cgroup2" => {
                     let mount = Mount {
@@ -246,6 +253,7 @@ fn better(new: &Mount, old: &Mount) -> bool {
     score(new) > score(old)
 }
 
+#[derive(Clone)]
 struct MountinfoEntry<'a> {
     root: String,
     mountpoint: PathBuf,
@@ -330,6 +338,18 @@ pub(crate) fn dir_of(mountpoint: &Path, mount_root: &str, path: &str) -> Result<
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_mount_over_a_cgroup_tree_hides_it() {
+        let mi = "\
+30 1 0:25 / / rw - ext4 /dev/vda rw
+41 30 0:36 / /sys/fs/cgroup/cpu rw - cgroup cgroup rw,cpu
+43 30 0:38 / /sys/fs/cgroup/unified rw - cgroup2 cgroup2 rw
+50 43 0:40 / /sys/fs/cgroup/unified rw - tmpfs tmpfs rw
+";
+        let l = Layout::parse(mi, "1:cpu:/\n0::/\n").unwrap();
+        assert_eq!(l.kind(), LayoutKind::V1);
+    }
 
     /// This machine's table, abridged.
     pub(crate) const HYBRID_MOUNTINFO: &str = "\
