@@ -4,6 +4,7 @@
 use oci_spec::runtime::{LinuxBlockIo, LinuxCpu, LinuxMemory, LinuxNetwork, LinuxResources};
 
 use crate::error::{Error, Result};
+use crate::layout::LayoutKind;
 use crate::manager::{Manager, Place};
 use crate::{devices, fs, v1, v2, values};
 
@@ -125,23 +126,29 @@ impl Manager {
             if class_id_requested(n) {
                 match self.place("net_cls") {
                     Some(Place::V1(d)) => v1::net_cls(d, n)?,
-                    Some(Place::V2(_)) => {
+                    // cgroup v2 has no net_cls; on a hybrid host it is just not mounted.
+                    Some(Place::V2(_)) if self.kind() == LayoutKind::V2 => {
                         return Err(Error::Unsupported {
                             resource: "network.classID",
                             version: "v2",
                         })
                     }
+                    Some(Place::V2(_)) => return Err(unavailable("net_cls", "network.classID")),
                     None => return Err(unavailable("net_cls", "network.classID")),
                 }
             }
             if priorities_requested(n) {
                 match self.place("net_prio") {
                     Some(Place::V1(d)) => v1::net_prio(d, n)?,
-                    Some(Place::V2(_)) => {
+                    // cgroup v2 has no net_prio; on a hybrid host it is just not mounted.
+                    Some(Place::V2(_)) if self.kind() == LayoutKind::V2 => {
                         return Err(Error::Unsupported {
                             resource: "network.priorities",
                             version: "v2",
                         })
+                    }
+                    Some(Place::V2(_)) => {
+                        return Err(unavailable("net_prio", "network.priorities"))
                     }
                     None => return Err(unavailable("net_prio", "network.priorities")),
                 }
@@ -331,10 +338,19 @@ mod tests {
     #[test]
     fn missing_controllers() {
         let (_f, m) = setup(Kind::Hybrid);
-        // No net_cls in the hybrid fake (and none in v2 at all).
+        // No net_cls mounted in the hybrid fake: this host lacks the controller.
         let res: LinuxResources =
             serde_json::from_value(serde_json::json!({"network": {"classID": 5}})).unwrap();
-        assert_eq!(m.apply(&res).unwrap_err().kind(), ErrorKind::NotImplemented);
+        assert_eq!(
+            m.apply(&res).unwrap_err().kind(),
+            ErrorKind::FailedPrecondition
+        );
+        // cgroup v2 has no net_cls at all.
+        let (_f2, v2only) = setup(Kind::V2);
+        assert_eq!(
+            v2only.apply(&res).unwrap_err().kind(),
+            ErrorKind::NotImplemented
+        );
         let (_f, m) = setup(Kind::V2);
         let mi = format!(
             "1 0 0:1 / {} rw - cgroup cgroup rw,cpu\n",
