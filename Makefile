@@ -29,7 +29,7 @@ TEST_THREADS ?=
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 
-.PHONY: all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
+.PHONY: vm-smoke all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
 
 all: build
 
@@ -85,3 +85,10 @@ clean-peers:
 
 bench: build fixtures
 	bench/runtime-run.sh $(BERTH_RUNTIME)
+
+# berth-runtime under Debian 12's own kernel (6.1) in a qemu guest, on a pure cgroup v2
+# layout and on this host's hybrid layout (tests/vm, the start of issue 4's kernel matrix;
+# needs qemu-system-x86; about 15 s per boot under software emulation).
+vm-smoke: runtime fixtures
+	tests/vm/run.sh --cmdline cgroup_no_v1=all -- sh tests/vm/runtime-smoke.sh
+	tests/vm/run.sh -- $(BERTH_RUNTIME) --root /run/br run --bundle $(BERTH_FIXTURES)/busybox/bundle vm-hybrid

@@ -87,6 +87,9 @@ pub(crate) fn mount(ctx: &MountContext<'_>, dest: &Path, opts: &MountOptions) ->
         ..MountOptions::default()
     };
     let tmp = fs_mount("tmpfs", "tmpfs", &tmpfs_opts, dest)?;
+    // Attach the tmpfs first: kernels before 6.15 refuse to mount onto a directory of a
+    // detached mount (EINVAL), so the binds go into the tmpfs once it is in place.
+    attach(tmp.as_fd(), target.as_fd(), dest)?;
     for h in &view.hierarchies {
         if h.name.is_empty() {
             continue;
@@ -117,7 +120,7 @@ pub(crate) fn mount(ctx: &MountContext<'_>, dest: &Path, opts: &MountOptions) ->
             source: e.source,
         })?;
     }
-    attach(tmp.as_fd(), target.as_fd(), dest)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,143 @@
+#!/bin/bash
+# Run one command inside a throw-away qemu guest booted with Debian's kernel.
+#
+# Usage: tests/vm/run.sh [options] -- COMMAND [ARG...]
+#   --cmdline EXTRA   extra kernel command line (e.g. "cgroup_no_v1=all")
+#   --cgroup MODE     v2 | hybrid | hybrid-systemd | none (default: v2 with
+#                     cgroup_no_v1=all, else hybrid = the CI host's layout;
+#                     hybrid-systemd co-mounts cpu,cpuacct + net_cls,net_prio)
+#   --kernel KVER     Debian kernel release, e.g. 6.12.117+deb12-amd64 (package
+#                     linux-image-KVER; default: newest 6.1 bookworm kernel)
+#   --timeout SECS    whole-run limit, default 300; qemu is killed after it
+#   --mem MB          guest memory, default 2048
+#   --smp N           guest CPUs, default 2
+#   --verbose         show the whole console (kernel log, setup steps)
+#
+# The guest sees the host root read-only over 9p with a tmpfs overlay on top
+# (writes are discarded at exit), fresh /proc /sys /dev /run /tmp, and the
+# chosen cgroup layout. COMMAND runs as root in the host's current directory
+# with stdin from /dev/null; its stdout+stderr come back (merged) on stdout.
+# Exit status: COMMAND's status; 124 on timeout; 125 if the VM failed.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+extra='' cgroup='' kver='' timeout=300 mem=2048 smp=2 verbose=0
+
+usage() { sed -n '2,24p' "$0" >&2; exit 2; }
+while [ $# -gt 0 ]; do
+	case $1 in
+	--cmdline) extra="$extra $2"; shift 2 ;;
+	--cgroup) cgroup=$2; shift 2 ;;
+	--kernel) kver=$2; shift 2 ;;
+	--timeout) timeout=$2; shift 2 ;;
+	--mem) mem=$2; shift 2 ;;
+	--smp) smp=$2; shift 2 ;;
+	--verbose) verbose=1; shift ;;
+	--) shift; break ;;
+	-h|--help) usage ;;
+	*) echo "run.sh: unknown argument: $1" >&2; usage ;;
+	esac
+done
+[ $# -gt 0 ] || usage
+case $timeout in ''|*[!0-9]*) echo "run.sh: bad --timeout" >&2; exit 2 ;; esac
+
+# build.sh is cached: it only rebuilds when its inputs (init.sh, modules.list...) change.
+if [ -n "$kver" ]; then
+	dir=$("$here/build.sh" --pkg "linux-image-$kver")
+else
+	dir=$("$here/build.sh")
+fi
+for f in vmlinuz initramfs.cpio.gz; do
+	[ -f "$dir/$f" ] || { echo "run.sh: $dir/$f missing (run tests/vm/build.sh)" >&2; exit 125; }
+done
+command -v qemu-system-x86_64 >/dev/null ||
+	{ echo "run.sh: qemu-system-x86_64 missing (apt-get install qemu-system-x86)" >&2; exit 125; }
+
+tmp=$(mktemp -d /tmp/berth-vm.XXXXXX)
+qpid='' tpid=''
+# shellcheck disable=SC2317 # invoked by trap
+cleanup() {
+	if [ -n "$qpid" ] && kill -0 "$qpid" 2>/dev/null; then
+		kill "$qpid" 2>/dev/null || true
+		sleep 1
+		kill -9 "$qpid" 2>/dev/null || true
+	fi
+	if [ -n "$tpid" ]; then kill "$tpid" 2>/dev/null || true; fi
+	rm -rf "$tmp"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# POSIX single-quoting, so the guest's /bin/sh (dash) runs exactly "$@".
+q() { printf "'%s'" "${1//\'/\'\\\'\'}"; }
+{
+	echo "cd $(q "$PWD") 2>/dev/null || cd /"
+	echo "export HOME=/root TERM=dumb PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+	printf 'exec'
+	for a in "$@"; do printf ' %s' "$(q "$a")"; done
+	echo
+} >"$tmp/cmd.sh"
+
+append="console=ttyS0 panic=-1 berth.cmd=$tmp/cmd.sh"
+[ -n "$cgroup" ] && append="$append berth.cgroup=$cgroup"
+if [ $verbose = 1 ]; then append="$append berth.debug=1"; else append="$append quiet loglevel=1"; fi
+append="$append$extra"
+
+start=$EPOCHREALTIME
+qemu-system-x86_64 \
+	-accel tcg -cpu max -m "$mem" -smp "$smp" \
+	-nographic -monitor none -serial stdio -no-reboot -nic none \
+	-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" -append "$append" \
+	-virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap \
+	</dev/null >"$tmp/console" 2>"$tmp/qemu.err" &
+qpid=$!
+
+# Stream the command's output (or everything with --verbose) while it runs.
+tail -n +1 -F --pid="$qpid" "$tmp/console" 2>/dev/null | tr -d '\r' | awk -v all="$verbose" '
+	all == 1 { print; fflush(); next }
+	!on { if ($0 ~ /BERTH-VM-BEGIN$/) on = 1; next }
+	match($0, /BERTH-VM-EXIT=[0-9]+$/) { printf "%s", substr($0, 1, RSTART - 1); fflush(); on = 0; next }
+	{ print; fflush() }' &
+tpid=$!
+
+timed_out=0
+deadline=$((SECONDS + timeout))
+while kill -0 "$qpid" 2>/dev/null; do
+	if [ $SECONDS -ge $deadline ]; then
+		timed_out=1
+		kill "$qpid" 2>/dev/null || true
+		sleep 1
+		kill -9 "$qpid" 2>/dev/null || true
+		break
+	fi
+	sleep 0.2
+done
+qrc=0
+wait "$qpid" || qrc=$?
+qpid=
+wait "$tpid" 2>/dev/null || true
+tpid=
+elapsed=$(awk -v a="$start" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }')
+[ $verbose = 0 ] || echo "run.sh: VM ran ${elapsed}s (qemu status $qrc)" >&2
+
+console=$(tr -d '\r' <"$tmp/console")
+if [ $timed_out = 1 ]; then
+	echo "run.sh: timeout after ${timeout}s; last console lines:" >&2
+	tail -n 30 <<<"$console" >&2
+	exit 124
+fi
+if rc=$(grep -o 'BERTH-VM-EXIT=[0-9]*$' <<<"$console" | tail -n1) && [ -n "$rc" ]; then
+	rc=${rc#BERTH-VM-EXIT=}
+	if grep -q '^BERTH-VM-ERROR=' <<<"$console"; then
+		echo "run.sh: guest setup failed: $(grep '^BERTH-VM-ERROR=' <<<"$console" | head -n1 | cut -d= -f2-)" >&2
+		[ $verbose = 1 ] || tail -n 30 <<<"$console" >&2
+	fi
+	exit "$rc"
+fi
+echo "run.sh: VM ended without an exit marker (qemu status $qrc); last console lines:" >&2
+tail -n 30 <<<"$console" >&2
+if [ -s "$tmp/qemu.err" ]; then
+	echo "run.sh: qemu stderr:" >&2
+	cat "$tmp/qemu.err" >&2
+fi
+exit 125
