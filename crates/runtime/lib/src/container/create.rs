@@ -124,13 +124,7 @@ impl Runtime {
             match (&opts.console_socket, mode) {
                 (Some(path), _) => Some(connect_console(path)?),
                 (None, Mode::Run) => {
-                    let (ours, theirs) = rustix::net::socketpair(
-                        rustix::net::AddressFamily::UNIX,
-                        rustix::net::SocketType::DGRAM,
-                        rustix::net::SocketFlags::CLOEXEC,
-                        None,
-                    )
-                    .map_err(|e| Error::sys("socketpair for the console", e))?;
+                    let (ours, theirs) = crate::process::console::internal_socket_pair()?;
                     console_master_sock = Some(ours);
                     Some(theirs)
                 }

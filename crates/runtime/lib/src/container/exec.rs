@@ -96,13 +96,7 @@ impl Runtime {
             match (&opts.console_socket, opts.detach) {
                 (Some(path), _) => Some(crate::container::create::connect_console(path)?),
                 (None, false) => {
-                    let (a, b) = rustix::net::socketpair(
-                        rustix::net::AddressFamily::UNIX,
-                        rustix::net::SocketType::DGRAM,
-                        rustix::net::SocketFlags::CLOEXEC,
-                        None,
-                    )
-                    .map_err(|e| Error::sys("socketpair for the console", e))?;
+                    let (a, b) = crate::process::console::internal_socket_pair()?;
                     ours = Some(a);
                     Some(b)
                 }

@@ -17,6 +17,18 @@ use crate::error::{Error, Result};
 use crate::paths::{ensure_in_root, Leaf};
 use crate::rootfs::mounts::{attach, clone_tree};
 
+/// A connected datagram socket pair over which the container sends its pty master to a
+/// runtime that holds the terminal itself (`run`/`exec` in the foreground).
+pub(crate) fn internal_socket_pair() -> Result<(OwnedFd, OwnedFd)> {
+    rustix::net::socketpair(
+        rustix::net::AddressFamily::UNIX,
+        rustix::net::SocketType::DGRAM,
+        rustix::net::SocketFlags::CLOEXEC,
+        None,
+    )
+    .map_err(|e| Error::sys("socketpair for the console", e))
+}
+
 /// Create the pty; returns (master, slave).
 pub(crate) fn open_pty(size: Option<(u16, u16)>) -> Result<(OwnedFd, OwnedFd)> {
     let master =

@@ -230,19 +230,7 @@ pub(crate) fn seal(spec: &Spec, root: BorrowedFd<'_>) -> Result<()> {
     }
     if let Some(p) = requested_propagation(spec)? {
         if p.kind != MS_PRIVATE || !p.recursive {
-            berth_sys::mount_setattr(
-                root,
-                p.recursive,
-                MountAttr::default(),
-                MountAttr::default(),
-                p.kind,
-                None,
-            )
-            .map_err(|e| Error::Io {
-                op: "set root propagation",
-                path: "/".into(),
-                source: e.source,
-            })?;
+            mounts::set_propagation(root, p, "set root propagation", Path::new("/"))?;
         }
     }
     Ok(())

@@ -14,7 +14,7 @@ use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags, MoveMountFlags, O
 
 use crate::error::{Error, Result};
 use crate::paths::{ensure_in_root, Leaf};
-use crate::rootfs::options::{self, MountOptions};
+use crate::rootfs::options::{self, MountOptions, Propagation};
 
 /// Attach the detached mount `tree` onto the directory or file `target`.
 pub(crate) fn attach(tree: BorrowedFd<'_>, target: BorrowedFd<'_>, dest: &Path) -> Result<()> {
@@ -69,22 +69,32 @@ pub(crate) fn apply_attrs(mnt: BorrowedFd<'_>, o: &MountOptions, dest: &Path) ->
     Ok(())
 }
 
+/// Change the propagation type of the mount (tree) `mnt` refers to.
+pub(crate) fn set_propagation(
+    mnt: BorrowedFd<'_>,
+    p: Propagation,
+    op: &'static str,
+    dest: &Path,
+) -> Result<()> {
+    berth_sys::mount_setattr(
+        mnt,
+        p.recursive,
+        MountAttr::default(),
+        MountAttr::default(),
+        p.kind,
+        None,
+    )
+    .map_err(|e| Error::Io {
+        op,
+        path: dest.to_path_buf(),
+        source: e.source,
+    })
+}
+
 /// Apply propagation changes to an attached mount.
 pub(crate) fn apply_propagation(mnt: BorrowedFd<'_>, o: &MountOptions, dest: &Path) -> Result<()> {
     for p in &o.propagation {
-        berth_sys::mount_setattr(
-            mnt,
-            p.recursive,
-            MountAttr::default(),
-            MountAttr::default(),
-            p.kind,
-            None,
-        )
-        .map_err(|e| Error::Io {
-            op: "set mount propagation",
-            path: dest.to_path_buf(),
-            source: e.source,
-        })?;
+        set_propagation(mnt, *p, "set mount propagation", dest)?;
     }
     Ok(())
 }
