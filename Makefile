@@ -8,6 +8,9 @@
 #   make conformance   runtime conformance suite against berth-runtime, runc and crun
 #   make fixtures      build the offline test images (tests/fixtures/build-images.sh)
 #   make bench         bench/runtime-run.sh (berth-runtime vs crun vs runc)
+#   make vm-matrix     the kernel matrix: runtime tests + conformance in qemu guests with
+#                      Debian's kernel: cgroup v2 + AppArmor, SELinux, hybrid (tests/vm)
+#   make vm-v2         only its cgroup v2 + AppArmor configuration (part of `make test`)
 #
 # Variables: CARGO, CARGO_FLAGS (CI passes --locked), CARGO_TARGET_DIR, TEST_THREADS,
 # BERTH_FIXTURES (fixture cache, default /var/cache/berth-fixtures).
@@ -29,7 +32,7 @@ TEST_THREADS ?=
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 
-.PHONY: vm-smoke all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
+.PHONY: vm-smoke vm-matrix vm-v2 all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
 
 all: build
 
@@ -42,7 +45,7 @@ runtime:
 
 # Tests run in the dev/test profile (fast to compile, debug assertions on); the
 # release binary is built separately for compat checks, conformance and the demo.
-test: fmt-check clippy build unit compat conformance
+test: fmt-check clippy build unit compat conformance vm-v2
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -89,6 +92,12 @@ bench: build fixtures
 # berth-runtime under Debian 12's own kernel (6.1) in a qemu guest, on a pure cgroup v2
 # layout and on this host's hybrid layout (tests/vm, the start of issue 4's kernel matrix;
 # needs qemu-system-x86; about 15 s per boot under software emulation).
+vm-matrix: runtime fixtures
+	tests/vm/matrix.sh
+
+vm-v2: runtime fixtures
+	tests/vm/matrix.sh v2-apparmor
+
 vm-smoke: runtime fixtures
 	tests/vm/run.sh --cmdline cgroup_no_v1=all -- sh tests/vm/runtime-smoke.sh
 	tests/vm/run.sh -- $(BERTH_RUNTIME) --root /run/br run --bundle $(BERTH_FIXTURES)/busybox/bundle vm-hybrid

@@ -38,6 +38,9 @@ TEST_PACKAGES=(
     containerd docker.io docker-registry containernetworking-plugins
     debootstrap hyperfine iproute2 nftables
     golang-go golang-github-opencontainers-runtime-tools-dev
+    # the kernel matrix (tests/vm): qemu guests with Debian's kernel, AppArmor's
+    # parser for Berth's profile, the reference SELinux policy and its tools
+    qemu-system-x86 apparmor selinux-policy-default policycoreutils selinux-utils
 )
 
 install_packages() {

@@ -63,6 +63,13 @@ mount -t devpts -o newinstance,ptmxmode=0666,mode=0620 devpts $R/dev/pts || die 
 mount -t tmpfs -o mode=1777 shm $R/dev/shm || die "mount /dev/shm"
 mount -t mqueue mqueue $R/dev/mqueue || die "mount mqueue"
 mount -t tmpfs -o mode=0755 tmpfs $R/run || die "mount /run"
+# LSM interfaces: AppArmor's policy files live in securityfs, SELinux has its own fs.
+if grep -qw securityfs /proc/filesystems; then
+	mount -t securityfs securityfs $R/sys/kernel/security || die "mount securityfs"
+fi
+if grep -qw selinuxfs /proc/filesystems && [ -d $R/sys/fs/selinux ]; then
+	mount -t selinuxfs selinuxfs $R/sys/fs/selinux || die "mount selinuxfs"
+fi
 mount -t tmpfs -o mode=1777 tmpfs $R/tmp || die "mount /tmp"
 
 say "cgroup layout: $cgmode"
@@ -107,5 +114,11 @@ cp "/host$cmd" $R/run/berth-vm/cmd.sh || die "read command script /host$cmd"
 hostname berth-vm
 say "running command"
 echo "BERTH-VM-BEGIN"
-chroot $R /bin/sh /run/berth-vm/cmd.sh </dev/null >/dev/console 2>&1
+# Make the new root the mount namespace's root, as switch_root does (paths in
+# AppArmor rules and audit records are relative to it; a plain chroot would leave
+# "/newroot" in front of every path), but keep this shell on the initramfs so it
+# can power off afterwards.
+cd $R || die "cd $R"
+mount --move . / || die "move the new root onto /"
+chroot . /bin/sh /run/berth-vm/cmd.sh </dev/null >/dev/console 2>&1
 finish $?

@@ -11,6 +11,7 @@
 #   --timeout SECS    whole-run limit, default 300; qemu is killed after it
 #   --mem MB          guest memory, default 2048
 #   --smp N           guest CPUs, default 2
+#   --disk MB         attach an empty virtio disk of MB megabytes (/dev/vda)
 #   --verbose         show the whole console (kernel log, setup steps)
 #
 # The guest sees the host root read-only over 9p with a tmpfs overlay on top
@@ -21,7 +22,7 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-extra='' cgroup='' kver='' timeout=300 mem=2048 smp=2 verbose=0
+extra='' cgroup='' kver='' timeout=300 mem=2048 smp=2 verbose=0 disk=''
 
 usage() { sed -n '2,24p' "$0" >&2; exit 2; }
 while [ $# -gt 0 ]; do
@@ -32,6 +33,7 @@ while [ $# -gt 0 ]; do
 	--timeout) timeout=$2; shift 2 ;;
 	--mem) mem=$2; shift 2 ;;
 	--smp) smp=$2; shift 2 ;;
+	--disk) disk=$2; shift 2 ;;
 	--verbose) verbose=1; shift ;;
 	--) shift; break ;;
 	-h|--help) usage ;;
@@ -40,6 +42,7 @@ while [ $# -gt 0 ]; do
 done
 [ $# -gt 0 ] || usage
 case $timeout in ''|*[!0-9]*) echo "run.sh: bad --timeout" >&2; exit 2 ;; esac
+case $disk in *[!0-9]*) echo "run.sh: bad --disk" >&2; exit 2 ;; esac
 
 # build.sh is cached: it only rebuilds when its inputs (init.sh, modules.list...) change.
 if [ -n "$kver" ]; then
@@ -83,8 +86,14 @@ append="console=ttyS0 panic=-1 berth.cmd=$tmp/cmd.sh"
 if [ $verbose = 1 ]; then append="$append berth.debug=1"; else append="$append quiet loglevel=1"; fi
 append="$append$extra"
 
+drive=()
+if [ -n "$disk" ]; then
+	truncate -s "${disk}M" "$tmp/disk.img"
+	drive=(-drive "file=$tmp/disk.img,if=virtio,format=raw,cache=unsafe")
+fi
+
 start=$EPOCHREALTIME
-qemu-system-x86_64 \
+qemu-system-x86_64 "${drive[@]}" \
 	-accel tcg -cpu max -m "$mem" -smp "$smp" \
 	-nographic -monitor none -serial stdio -no-reboot -nic none \
 	-kernel "$dir/vmlinuz" -initrd "$dir/initramfs.cpio.gz" -append "$append" \

@@ -100,6 +100,16 @@ impl Hierarchies {
         self.controller(controller).is_some_and(|(_, v2)| v2)
     }
 
+    /// Whether the host runs cgroup v2 only (no v1 controller hierarchy; a named
+    /// hierarchy such as `name=systemd` does not count).
+    pub(crate) fn v2_only(&self) -> bool {
+        !self.v2.is_empty()
+            && self
+                .v1
+                .iter()
+                .all(|(_, c)| c.iter().all(|x| x.starts_with("name=")))
+    }
+
     /// Whether any hierarchy still has a directory for `cgroups_path`.
     pub(crate) fn exists_anywhere(&self, cgroups_path: &str) -> bool {
         let Ok(rel) = relative(cgroups_path) else {

@@ -33,6 +33,11 @@ fn idmapped_bind_mount_shows_mapped_owners() {
         }));
     });
     let (code, out, err) = rt.run(&unique_id("idmap"), &b);
+    if code != 0 && err.contains("does not support ID-mapped mounts") {
+        // e.g. tmpfs before Linux 6.3 (the kernel matrix's guests): refused clearly.
+        eprintln!("SKIP: {}", err.trim());
+        return;
+    }
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out.trim(),

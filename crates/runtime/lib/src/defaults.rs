@@ -115,6 +115,14 @@
 //! return `ENOSYS` there. With the kernel's seccomp action cache (5.11+), syscalls
 //! allowed unconditionally skip the filter entirely, so its length costs little.
 //!
+//! # AppArmor
+//!
+//! On a kernel with AppArmor enabled, `process.apparmorProfile` is `berth-default`
+//! (see [`crate::lsm::apparmor`]); the runtime loads that profile the first time a
+//! container asks for it. Elsewhere (and rootless, where loading profiles is not
+//! allowed) the field is left out: a spec naming a profile the kernel cannot enforce
+//! is refused at create.
+//!
 //! # Rootless ([`spec`]`(true)`)
 //!
 //! Like `runc spec --rootless`: a user namespace mapping the caller's effective uid and
@@ -167,7 +175,11 @@ pub fn spec(rootless: bool) -> Spec {
     root.set_path(PathBuf::from("rootfs"));
     root.set_readonly(Some(true));
     spec.set_root(Some(root));
-    spec.set_process(Some(process()));
+    let mut process = process();
+    if !rootless && crate::lsm::apparmor::enabled() {
+        process.set_apparmor_profile(Some(crate::lsm::apparmor::DEFAULT_PROFILE.to_owned()));
+    }
+    spec.set_process(Some(process));
     spec.set_hostname(Some(HOSTNAME.to_owned()));
     spec.set_domainname(None);
     spec.set_annotations(None);

@@ -40,6 +40,9 @@ pub enum Error {
     /// The configuration asks for something this host cannot provide.
     #[error("unsupported on this host: {0}")]
     Unsupported(String),
+    /// A security module refused a profile or label, or loading one failed.
+    #[error("security module: {0}")]
+    Lsm(String),
     /// A file operation failed.
     #[error("{op} {path}: {source}")]
     Io {
@@ -123,7 +126,7 @@ impl HasKind for Error {
             Error::Kernel(e) => e.kind(),
             Error::Cgroup(e) => e.kind(),
             Error::Seccomp(e) => e.kind(),
-            Error::Init(_) | Error::Hook { .. } => ErrorKind::FailedPrecondition,
+            Error::Init(_) | Error::Hook { .. } | Error::Lsm(_) => ErrorKind::FailedPrecondition,
             Error::State { .. } => ErrorKind::Internal,
         }
     }

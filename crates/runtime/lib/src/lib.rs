@@ -16,6 +16,7 @@ pub mod defaults;
 mod error;
 mod exe;
 mod hooks;
+pub mod lsm;
 mod namespaces;
 mod paths;
 mod process;

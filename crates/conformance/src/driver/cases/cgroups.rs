@@ -15,6 +15,8 @@ struct HostFile {
     v2: Option<(&'static str, String)>,
     /// Whether the expected text must equal the file or only be one of its lines.
     line: bool,
+    /// On cgroup v2, the file to check instead when the `v2` one does not exist.
+    v2_fallback: Option<(&'static str, String)>,
 }
 
 fn exact(
@@ -27,6 +29,7 @@ fn exact(
         v1,
         v2,
         line: false,
+        v2_fallback: None,
     }
 }
 
@@ -40,6 +43,7 @@ fn line(
         v1,
         v2,
         line: true,
+        v2_fallback: None,
     }
 }
 
@@ -55,17 +59,29 @@ fn run(c: &mut Ctx<'_>, resources: Value, files: &[HostFile]) -> Result<()> {
         .to_string();
     let container = c.create(&spec)?;
     for f in files {
-        let v2 = c.env.cgroups.is_v2(f.controller);
+        let v2_only = c.env.cgroups.v2_only();
+        let v2 = v2_only || c.env.cgroups.is_v2(f.controller);
+        let controller = if v2_only {
+            v2_controller(f.controller)
+        } else {
+            Some(f.controller)
+        };
         let target = if v2 { f.v2.as_ref() } else { Some(&f.v1) };
-        let Some((file, want)) = target else {
+        let (Some(controller), Some((file, want))) = (controller, target) else {
             c.skip(
                 format!("{} {}", f.controller, f.v1.0),
                 "no cgroup v2 equivalent",
             );
             continue;
         };
+        let (file, want) = match &f.v2_fallback {
+            Some(alt) if v2 && c.env.cgroups.read(controller, &cgroups_path, file).is_err() => {
+                (&alt.0, &alt.1)
+            }
+            _ => (file, want),
+        };
         let desc = format!("host cgroup {file} is {want:?}");
-        match c.env.cgroups.read(f.controller, &cgroups_path, file) {
+        match c.env.cgroups.read(controller, &cgroups_path, file) {
             Ok(actual) => {
                 let ok = if f.line {
                     actual.lines().any(|l| l.trim() == want)
@@ -90,10 +106,41 @@ fn run(c: &mut Ctx<'_>, resources: Value, files: &[HostFile]) -> Result<()> {
     Ok(())
 }
 
+/// The cgroup v2 controller holding what v1 `controller` did, if any (net_cls,
+/// net_prio and devices have none: the device controller is an eBPF program).
+fn v2_controller(controller: &'static str) -> Option<&'static str> {
+    match controller {
+        "blkio" => Some("io"),
+        "cpuacct" => Some("cpu"),
+        "net_cls" | "net_prio" | "devices" | "freezer" => None,
+        other => Some(other),
+    }
+}
+
 /// memory limit, reservation, swappiness and the OOM killer switch.
 pub(crate) fn linux_cgroups_memory(c: &mut Ctx<'_>) -> Result<()> {
     let limit = 50 * 1024 * 1024;
     let reservation = 25 * 1024 * 1024;
+    if c.env.cgroups.v2_only() {
+        // swappiness and the OOM-killer switch exist only in cgroup v1; runtimes
+        // refuse them on v2 (crun: "cannot disable OOM killer with cgroupv2").
+        return run(
+            c,
+            json!({ "memory": { "limit": limit, "reservation": reservation }}),
+            &[
+                exact(
+                    "memory",
+                    ("memory.limit_in_bytes", limit.to_string()),
+                    Some(("memory.max", limit.to_string())),
+                ),
+                exact(
+                    "memory",
+                    ("memory.soft_limit_in_bytes", reservation.to_string()),
+                    Some(("memory.low", reservation.to_string())),
+                ),
+            ],
+        );
+    }
     run(
         c,
         json!({ "memory": {
@@ -182,23 +229,32 @@ pub(crate) fn linux_cgroups_pids(c: &mut Ctx<'_>) -> Result<()> {
     )
 }
 
-/// blkio weight (needs a proportional-weight I/O scheduler).
+/// blkio weight (needs a proportional-weight I/O scheduler; on cgroup v2 BFQ's
+/// io.bfq.weight takes it as it is, io.weight (blk-iocost) converted from
+/// [10, 1000] onto [1, 10000]).
 pub(crate) fn linux_cgroups_blkio(c: &mut Ctx<'_>) -> Result<()> {
+    let converted = 1 + (500 - 10) * 9999 / 990;
     run(
         c,
         json!({ "blockIO": { "weight": 500 } }),
-        &[exact(
-            "blkio",
-            ("blkio.weight", "500".into()),
-            Some(("io.bfq.weight", "default 500".into())),
-        )],
+        &[HostFile {
+            v2_fallback: Some(("io.weight", format!("default {converted}"))),
+            ..exact(
+                "blkio",
+                ("blkio.weight", "500".into()),
+                Some(("io.bfq.weight", "default 500".into())),
+            )
+        }],
     )
 }
 
-/// blkio read-bandwidth throttling on the disk holding `/`.
+/// blkio read-bandwidth throttling on the disk holding `/`, or on the first disk
+/// when `/` is not on a block device (cgroup v2 refuses other device numbers).
 pub(crate) fn linux_cgroups_blkio_throttle(c: &mut Ctx<'_>) -> Result<()> {
-    let dev = rustix::fs::stat("/")?.st_dev;
-    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    let Some((major, minor)) = block_device() else {
+        c.skip_case("no block device on this host");
+        return Ok(());
+    };
     let rate = 1024 * 1024;
     run(
         c,
@@ -217,6 +273,25 @@ pub(crate) fn linux_cgroups_blkio_throttle(c: &mut Ctx<'_>) -> Result<()> {
     )
 }
 
+/// The device of `/` if it is a block device, else the first disk in /sys/block.
+fn block_device() -> Option<(u32, u32)> {
+    let dev = rustix::fs::stat("/").ok()?.st_dev;
+    let (major, minor) = (rustix::fs::major(dev), rustix::fs::minor(dev));
+    if std::path::Path::new(&format!("/sys/dev/block/{major}:{minor}")).exists() {
+        return Some((major, minor));
+    }
+    let mut disks: Vec<String> = std::fs::read_dir("/sys/block")
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| !n.starts_with("loop") && !n.starts_with("ram") && !n.starts_with("zram"))
+        .collect();
+    disks.sort();
+    let text = std::fs::read_to_string(format!("/sys/block/{}/dev", disks.first()?)).ok()?;
+    let (a, b) = text.trim().split_once(':')?;
+    Some((a.parse().ok()?, b.parse().ok()?))
+}
+
 /// hugetlb limit for 2 MiB pages.
 pub(crate) fn linux_cgroups_hugetlb(c: &mut Ctx<'_>) -> Result<()> {
     let limit = 4 * 1024 * 1024;
@@ -233,6 +308,10 @@ pub(crate) fn linux_cgroups_hugetlb(c: &mut Ctx<'_>) -> Result<()> {
 
 /// net_cls class id and net_prio priorities (cgroup v1 only).
 pub(crate) fn linux_cgroups_network(c: &mut Ctx<'_>) -> Result<()> {
+    if c.env.cgroups.v2_only() {
+        c.skip_case("net_cls and net_prio exist only in cgroup v1");
+        return Ok(());
+    }
     let class_id: u32 = 0x0010_0001;
     run(
         c,

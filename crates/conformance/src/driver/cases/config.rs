@@ -376,6 +376,25 @@ pub(crate) fn linux_apparmor(c: &mut Ctx<'_>) -> Result<()> {
     c.check_spec(&spec)
 }
 
+/// The container process and file types of the loaded SELinux policy: container-selinux's
+/// `container_t` (Fedora, RHEL), else the kernel matrix's test module (tests/vm/selinux).
+fn selinux_types() -> (&'static str, &'static str) {
+    let valid = |context: &str| {
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open("/sys/fs/selinux/context")
+            .and_then(|mut f| std::io::Write::write_all(&mut f, context.as_bytes()))
+            .is_ok()
+    };
+    if !valid("system_u:system_r:container_t:s0")
+        && valid("system_u:system_r:berth_test_container_t:s0")
+    {
+        ("berth_test_container_t", "berth_test_file_t")
+    } else {
+        ("container_t", "container_file_t")
+    }
+}
+
 /// process.selinuxLabel (only where SELinux is enabled).
 pub(crate) fn linux_selinux_label(c: &mut Ctx<'_>) -> Result<()> {
     if !c.env.host_facts.selinux_enabled {
@@ -386,7 +405,7 @@ pub(crate) fn linux_selinux_label(c: &mut Ctx<'_>) -> Result<()> {
     set(
         &mut spec,
         "/process/selinuxLabel",
-        json!("system_u:system_r:container_t:s0:c1,c2"),
+        json!(format!("system_u:system_r:{}:s0:c1,c2", selinux_types().0)),
     );
     c.check_spec(&spec)
 }
@@ -401,7 +420,7 @@ pub(crate) fn linux_mount_label(c: &mut Ctx<'_>) -> Result<()> {
     set(
         &mut spec,
         "/linux/mountLabel",
-        json!("system_u:object_r:container_file_t:s0:c1,c2"),
+        json!(format!("system_u:object_r:{}:s0:c1,c2", selinux_types().1)),
     );
     c.check_spec(&spec)
 }

@@ -88,8 +88,10 @@ impl Bundle {
     /// Use a private, writable copy of the fixture rootfs (for tests that plant files).
     pub fn with_rootfs_copy(mut self) -> Bundle {
         let copy = self.dir.path().join("rootfs");
+        // Not the SELinux context: the fixture's (unlabeled, on its file system) may not
+        // be creatable on /tmp under an enforcing policy; the copy takes /tmp's default.
         let st = Command::new("cp")
-            .arg("-a")
+            .args(["-a", "--no-preserve=context"])
             .arg(fixture_rootfs())
             .arg(&copy)
             .status()
@@ -220,5 +222,97 @@ impl Drop for Runtime {
         for id in String::from_utf8_lossy(&out.stdout).lines() {
             let _ = self.out(&["delete", "--force", id]);
         }
+    }
+}
+
+/// Whether a kernel feature a test needs is present. Without it the test is skipped
+/// loudly, unless `BERTH_REQUIRE=<feature>[,…]` (set by the kernel-matrix runner in guests
+/// that must have it) names the feature: then its absence fails the test, so a guest
+/// configured wrongly can never pass by skipping.
+pub fn require(feature: &str, present: bool) -> bool {
+    if present {
+        return true;
+    }
+    let required = std::env::var("BERTH_REQUIRE").unwrap_or_default();
+    if required.split(',').any(|f| f.trim() == feature) {
+        panic!("{feature} is required here (BERTH_REQUIRE) but this kernel lacks it");
+    }
+    eprintln!("SKIP: needs {feature}");
+    false
+}
+
+/// Whether the host runs cgroup v2 only (cgroup2 mounted at /sys/fs/cgroup).
+pub fn cgroup_v2_only() -> bool {
+    std::fs::read_to_string("/proc/self/mountinfo").is_ok_and(|m| {
+        m.lines().any(|l| {
+            let f: Vec<&str> = l.split(' ').collect();
+            f.get(4) == Some(&"/sys/fs/cgroup")
+                && l.split(" - ")
+                    .nth(1)
+                    .is_some_and(|t| t.starts_with("cgroup2 "))
+        })
+    })
+}
+
+/// Every capability the kernel knows, as OCI names.
+pub fn all_capabilities() -> Vec<Value> {
+    const NAMES: &[&str] = &[
+        "CHOWN",
+        "DAC_OVERRIDE",
+        "DAC_READ_SEARCH",
+        "FOWNER",
+        "FSETID",
+        "KILL",
+        "SETGID",
+        "SETUID",
+        "SETPCAP",
+        "LINUX_IMMUTABLE",
+        "NET_BIND_SERVICE",
+        "NET_BROADCAST",
+        "NET_ADMIN",
+        "NET_RAW",
+        "IPC_LOCK",
+        "IPC_OWNER",
+        "SYS_MODULE",
+        "SYS_RAWIO",
+        "SYS_CHROOT",
+        "SYS_PTRACE",
+        "SYS_PACCT",
+        "SYS_ADMIN",
+        "SYS_BOOT",
+        "SYS_NICE",
+        "SYS_RESOURCE",
+        "SYS_TIME",
+        "SYS_TTY_CONFIG",
+        "MKNOD",
+        "LEASE",
+        "AUDIT_WRITE",
+        "AUDIT_CONTROL",
+        "SETFCAP",
+        "MAC_OVERRIDE",
+        "MAC_ADMIN",
+        "SYSLOG",
+        "WAKE_ALARM",
+        "BLOCK_SUSPEND",
+        "AUDIT_READ",
+    ];
+    NAMES
+        .iter()
+        .map(|n| Value::String(format!("CAP_{n}")))
+        .collect()
+}
+
+/// Takes every other wall down: all capabilities, no seccomp filter, no masked or
+/// read-only paths. What is still denied then is denied by the LSM alone.
+pub fn without_other_walls(c: &mut Value) {
+    let caps = Value::Array(all_capabilities());
+    for set in ["bounding", "effective", "permitted"] {
+        c["process"]["capabilities"][set] = caps.clone();
+    }
+    c["process"]["noNewPrivileges"] = Value::Bool(false);
+    if let Some(l) = c["linux"].as_object_mut() {
+        l.remove("seccomp");
+        l.remove("maskedPaths");
+        l.remove("readonlyPaths");
     }
 }

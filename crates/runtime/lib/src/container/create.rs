@@ -106,6 +106,7 @@ impl Runtime {
             ));
         }
         let process = spec.process().clone().unwrap_or_default();
+        crate::lsm::prepare(&process)?;
         let terminal = process.terminal().unwrap_or(false);
         if crate::exe::needs_sealed_copy(
             process.capabilities().as_ref(),

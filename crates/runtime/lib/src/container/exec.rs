@@ -1,8 +1,9 @@
 //! `exec`: run another process inside a running container.
 //!
-//! The runtime (R) forks an intermediate (C1) that joins all of the container's namespaces
-//! at once through a pidfd of its init (`setns(pidfd, …)`, atomic and immune to PID reuse),
-//! then clones the new process (C2) as R's own child (`CLONE_PARENT`), straight into the
+//! The runtime (R) forks an intermediate (C1) that joins the container's namespaces through
+//! a pidfd of its init (`setns(pidfd, …)`, atomic and immune to PID reuse) — all but the
+//! mount and cgroup namespaces, which C2 joins once it is in the container's cgroup — then
+//! clones the new process (C2) as R's own child (`CLONE_PARENT`), straight into the
 //! container's cgroup on cgroup v2. R places C2 in the v1 cgroups, C2 applies the process
 //! settings and waits for `Start`, then execs — the same protocol as the init.
 
@@ -61,6 +62,7 @@ impl Runtime {
         }
         let spec = self.container_spec(id)?;
         let plan = NamespacePlan::from_spec(&spec)?;
+        crate::lsm::prepare(&opts.process)?;
         if crate::exe::needs_sealed_copy(
             opts.process.capabilities().as_ref(),
             plan.has(LinuxNamespaceType::User),
@@ -123,10 +125,13 @@ impl Runtime {
             Forked::Child => {
                 drop(parent_ch);
                 let r = (|| -> Result<i32> {
-                    // All but the mount namespace here: clone3 still needs the host's /proc
-                    // (to check the process is single-threaded); C2 joins the mount namespace.
+                    // All but the mount and cgroup namespaces here: clone3 still needs the
+                    // host's /proc (to check the process is single-threaded), and
+                    // CLONE_INTO_CGROUP refuses (ENOENT) to move a process whose current
+                    // cgroup lies outside its cgroup namespace. C2 joins those two.
+                    let late = NamespaceFlags::MOUNT | NamespaceFlags::CGROUP;
                     let join = rustix::thread::ThreadNameSpaceType::from_bits_retain(
-                        u32::try_from(flags.difference(NamespaceFlags::MOUNT).bits()).unwrap_or(0),
+                        u32::try_from(flags.difference(late).bits()).unwrap_or(0),
                     );
                     if !join.is_empty() {
                         rustix::thread::move_into_thread_name_spaces(pidfd.as_fd(), join)
@@ -145,14 +150,17 @@ impl Runtime {
                                     std::process::exit(1)
                                 }
                             }
-                            if flags.contains(NamespaceFlags::MOUNT) {
+                            let late = rustix::thread::ThreadNameSpaceType::from_bits_retain(
+                                u32::try_from(flags.bits() & late.bits()).unwrap_or(0),
+                            );
+                            if !late.is_empty() {
                                 if let Err(e) = rustix::thread::move_into_thread_name_spaces(
                                     pidfd.as_fd(),
-                                    rustix::thread::ThreadNameSpaceType::MOUNT,
+                                    late,
                                 ) {
                                     let _ = child_ch.send(
                                         &Msg::Failed(format!(
-                                            "join the container's mount namespace: {e}"
+                                            "join the container's mount and cgroup namespaces: {e}"
                                         )),
                                         None,
                                     );

@@ -19,7 +19,7 @@ pub(crate) mod caps;
 pub(crate) mod console;
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStringExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -78,6 +78,7 @@ pub(crate) fn apply_early(
         }
     }
     if let Some(name) = new_keyring {
+        crate::lsm::label_keyrings(p)?;
         // EPERM/ENOSYS happen under some seccomp profiles or kernels without keys; a
         // container without its own keyring still works, as with runc.
         match berth_sys::join_session_keyring(name) {
@@ -160,7 +161,7 @@ pub(crate) struct FinalizeInput<'a> {
 /// Step 2.
 pub(crate) fn finalize(input: FinalizeInput<'_>) -> Result<Prepared> {
     let p = input.process;
-    apply_lsm(p)?;
+    crate::lsm::apply_on_exec(p)?;
     // Create the working directory as root, before switching user, like runc.
     let cwd = p.cwd();
     drop(ensure_in_root(input.root, cwd, Leaf::Dir, 0o755)?);
@@ -262,58 +263,6 @@ fn command(p: &Process, uid: u32) -> Result<(PathBuf, Vec<String>, Vec<(OsString
     let first = args.first().cloned().unwrap_or_default();
     let program = resolve_executable(&first, &path_var)?;
     Ok((program, args, env))
-}
-
-/// AppArmor and SELinux: applied on exec, refused with a clear error where the kernel has
-/// no such LSM.
-fn apply_lsm(p: &Process) -> Result<()> {
-    if let Some(profile) = p.apparmor_profile().as_deref().filter(|s| !s.is_empty()) {
-        let enabled = std::fs::read_to_string("/sys/module/apparmor/parameters/enabled")
-            .is_ok_and(|s| s.trim() == "Y");
-        if !enabled {
-            return Err(Error::Unsupported(format!(
-                "apparmorProfile {profile:?} is set but AppArmor is not enabled in this kernel"
-            )));
-        }
-        write_attr(
-            &[
-                "/proc/thread-self/attr/apparmor/exec",
-                "/proc/thread-self/attr/exec",
-            ],
-            &format!("exec {profile}"),
-        )?;
-    }
-    if let Some(label) = p.selinux_label().as_deref().filter(|s| !s.is_empty()) {
-        if !Path::new("/sys/fs/selinux/enforce").exists() {
-            return Err(Error::Unsupported(format!(
-                "selinuxLabel {label:?} is set but SELinux is not enabled in this kernel"
-            )));
-        }
-        write_attr(&["/proc/thread-self/attr/exec"], label)?;
-    }
-    Ok(())
-}
-
-/// Write an LSM attribute, after checking that the file really is on procfs.
-fn write_attr(candidates: &[&str], value: &str) -> Result<()> {
-    for path in candidates {
-        let fd = match rustix::fs::open(
-            *path,
-            OFlags::WRONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW,
-            Mode::empty(),
-        ) {
-            Ok(fd) => fd,
-            Err(rustix::io::Errno::NOENT) => continue,
-            Err(e) => return Err(Error::io("open", *path, e.into())),
-        };
-        crate::rootfs::verify_procfs(fd.as_fd(), Path::new(path))?;
-        rustix::io::write(&fd, value.as_bytes())
-            .map_err(|e| Error::io("write", *path, e.into()))?;
-        return Ok(());
-    }
-    Err(Error::Unsupported(format!(
-        "no LSM attribute file among {candidates:?}"
-    )))
 }
 
 fn rlimit_resource(t: PosixRlimitType) -> Option<Resource> {

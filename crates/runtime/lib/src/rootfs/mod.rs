@@ -81,6 +81,15 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
     let root = clone_tree(rootfs_dir.as_fd(), Path::new(""), true)?;
     attach(root.as_fd(), rootfs_dir.as_fd(), &plan.rootfs)?;
 
+    let mount_label = plan
+        .spec
+        .linux()
+        .as_ref()
+        .and_then(|l| l.mount_label().as_deref())
+        .filter(|l| !l.is_empty());
+    if let Some(label) = mount_label {
+        crate::lsm::selinux::require_enabled("mountLabel", label)?;
+    }
     let mut has_pts = false;
     let entries = plan.spec.mounts().as_deref().unwrap_or_default();
     for (i, m) in entries.iter().enumerate() {
@@ -88,6 +97,7 @@ pub(crate) fn prepare(plan: &RootfsPlan<'_>) -> Result<OwnedFd> {
             root: root.as_fd(),
             idmap_userns: plan.idmaps.get(i).copied().flatten(),
             cgroups: &plan.cgroups,
+            mount_label,
         };
         mounts::mount_entry(&ctx, m)?;
         if m.destination() == Path::new("/dev/pts") {

@@ -108,6 +108,8 @@ pub(crate) struct MountContext<'a> {
     pub idmap_userns: Option<BorrowedFd<'a>>,
     /// Host cgroup hierarchies, for `cgroup` mounts.
     pub cgroups: &'a crate::rootfs::cgroupfs::CgroupView,
+    /// SELinux `context=` for the file systems the runtime creates (`linux.mountLabel`).
+    pub mount_label: Option<&'a str>,
 }
 
 /// Mount one entry of `mounts`.
@@ -129,6 +131,13 @@ pub(crate) fn mount_entry(ctx: &MountContext<'_>, m: &Mount) -> Result<()> {
             .source()
             .as_ref()
             .map(|s| s.to_string_lossy().into_owned());
+        let mut opts = opts;
+        if let Some(label) = ctx
+            .mount_label
+            .filter(|_| crate::lsm::selinux::labels_fs(typ))
+        {
+            opts.data.push(("context".into(), Some(label.into())));
+        }
         let target = ensure_in_root(ctx.root, dest, Leaf::Dir, 0o755)?;
         let mnt = fs_mount(typ, source.as_deref().unwrap_or(typ), &opts, dest)?;
         attach(mnt.as_fd(), target.as_fd(), dest)?;
@@ -167,10 +176,22 @@ fn bind(ctx: &MountContext<'_>, m: &Mount, opts: &MountOptions) -> Result<()> {
             0,
             Some(userns),
         )
-        .map_err(|e| Error::Io {
-            op: "idmap mount",
-            path: dest.to_path_buf(),
-            source: e.source,
+        .map_err(|e| {
+            if e.source.raw_os_error() == Some(libc::EINVAL) {
+                // The file system of the source lacks FS_ALLOW_IDMAP on this kernel
+                // (tmpfs gained it in 6.3, for instance).
+                Error::Unsupported(format!(
+                    "idmap mount {}: the file system of {} does not support ID-mapped mounts on this kernel",
+                    dest.display(),
+                    source.display()
+                ))
+            } else {
+                Error::Io {
+                    op: "idmap mount",
+                    path: dest.to_path_buf(),
+                    source: e.source,
+                }
+            }
         })?;
     }
     apply_attrs(tree.as_fd(), opts, dest)?;
