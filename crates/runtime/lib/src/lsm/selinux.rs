@@ -3,8 +3,8 @@
 //!
 //! The process label is set for the next `execve` (see [`super::apply_on_exec`]). The
 //! mount label becomes the `context=` option of every file system the runtime creates
-//! for the container (tmpfs, devpts, mqueue), so the container can use its own `/dev`,
-//! `/dev/shm` and `/dev/mqueue` under a policy that confines it to its label. Labelling
+//! for the container (tmpfs, devpts), so the container can use its own `/dev` and `/dev/shm`
+//! under a policy that confines it to its label. Labelling
 //! the root file system and volumes (`:z`/`:Z`) is the engine's job: it owns those files.
 
 use crate::error::{Error, Result};
@@ -27,7 +27,8 @@ pub(crate) fn require_enabled(what: &str, label: &str) -> Result<()> {
     }
 }
 
-/// Whether mounts of file system `typ` take the container's mount label.
+/// Whether mounts of file system `typ` take the container's mount label (mqueue refuses
+/// `context=`: its files take the policy's label for it, as with runc).
 pub(crate) fn labels_fs(typ: &str) -> bool {
-    matches!(typ, "tmpfs" | "devpts" | "mqueue" | "shm")
+    matches!(typ, "tmpfs" | "devpts" | "shm")
 }
