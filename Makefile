@@ -32,7 +32,7 @@ TEST_THREADS ?=
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 
-.PHONY: vm-smoke vm-matrix vm-v2 all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
+.PHONY: fuzz vm-smoke vm-matrix vm-v2 all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
 
 all: build
 
@@ -92,6 +92,10 @@ bench: build fixtures
 # berth-runtime under Debian 12's own kernel (6.1) in a qemu guest, on a pure cgroup v2
 # layout and on this host's hybrid layout (tests/vm, the start of issue 4's kernel matrix;
 # needs qemu-system-x86; about 15 s per boot under software emulation).
+# Fuzz berth-images' parsers and tar applier (cargo-fuzz, nightly), FUZZ_SECONDS per target.
+fuzz:
+	crates/images/fuzz/run.sh $(FUZZ_SECONDS)
+
 vm-matrix: runtime fixtures
 	tests/vm/matrix.sh
 

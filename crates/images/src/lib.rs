@@ -5,7 +5,7 @@
 //! - the **content store** ([`content`]): content-addressed blobs, verified against
 //!   their digest before they become visible;
 //! - **metadata** ([`metadata`]): image names, tags and snapshot records;
-//! - **formats** ([`manifest`], [`reference`], [`digest`]): OCI image-spec 1.1 and
+//! - **formats** ([`manifest`], [`mod@reference`], [`digest`]): OCI image-spec 1.1 and
 //!   Docker v2 schema 2 documents, image references as docker normalises them;
 //! - **layers** ([`layer`]): applying a (hostile) layer tar to a snapshot directory and
 //!   computing a container's changes back into a layer tar;

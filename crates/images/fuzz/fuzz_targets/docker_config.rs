@@ -42,6 +42,9 @@ fuzz_target!(|data: &[u8]| {
         let read = config
             .credentials("127.0.0.1:5000")
             .expect("stored credentials must read back");
-        assert!(read == Some(stored), "stored credentials read back differently");
+        assert!(
+            read == Some(stored),
+            "stored credentials read back differently"
+        );
     }
 });

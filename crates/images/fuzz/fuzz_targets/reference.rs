@@ -18,5 +18,10 @@ fuzz_target!(|data: &[u8]| {
     let familiar = r.familiar();
     let short = Reference::parse_normalized(&familiar).expect("the familiar form must parse");
     assert_eq!(short, r, "familiar form {familiar:?} does not round-trip");
-    let _ = (r.name(), r.registry_host(), r.manifest_reference(), r.familiar_name());
+    let _ = (
+        r.name(),
+        r.registry_host(),
+        r.manifest_reference(),
+        r.familiar_name(),
+    );
 });
