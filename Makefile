@@ -8,6 +8,7 @@
 #   make conformance   runtime conformance suite against berth-runtime, runc and crun
 #   make fixtures      build the offline test images (tests/fixtures/build-images.sh)
 #   make bench         bench/runtime-run.sh (berth-runtime vs crun vs runc)
+#   make bench-pull    bench/image-pull.sh (image pull: berth-images vs podman vs dockerd)
 #   make vm-matrix     the kernel matrix: runtime tests + conformance in qemu guests with
 #                      Debian's kernel: cgroup v2 + AppArmor, SELinux, hybrid (tests/vm)
 #   make vm-v2         only its cgroup v2 + AppArmor configuration (part of `make test`)
@@ -32,7 +33,7 @@ TEST_THREADS ?=
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 
-.PHONY: fuzz vm-smoke vm-matrix vm-v2 all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
+.PHONY: fuzz vm-smoke vm-matrix vm-v2 bench-pull all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
 
 all: build
 
@@ -88,6 +89,9 @@ clean-peers:
 
 bench: build fixtures
 	bench/runtime-run.sh $(BERTH_RUNTIME)
+
+bench-pull: fixtures-debian
+	bench/image-pull.sh
 
 # berth-runtime under Debian 12's own kernel (6.1) in a qemu guest, on a pure cgroup v2
 # layout and on this host's hybrid layout (tests/vm, the start of issue 4's kernel matrix;

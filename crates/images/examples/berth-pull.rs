@@ -14,10 +14,16 @@
 //!     unpack from the content store does) unless --no-verify. DEST is created and
 //!     must be empty or absent. This is the unpack-throughput half of the benchmark,
 //!     compared with `tar -xzf` of the same blobs.
+//!
+//! berth-pull unpack-tar DEST FILE...
+//!     Applies the layer files FILE... (plain tar, gzip or zstd, told by their first
+//!     bytes), in order, into DEST (created; must be empty or absent). No digest is
+//!     checked (there is no manifest); the diff ID is computed as always. Compared with
+//!     `tar -xf` of the same uncompressed tars, this measures the applier alone.
 //! ```
 
 use std::collections::HashMap;
-use std::io::{self, Read};
+use std::io::{self, Read, Write as _};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
@@ -26,7 +32,7 @@ use anyhow::{bail, ensure, Context as _, Result};
 use berth_images::digest::{Digest, Verifier};
 use berth_images::layer::{self, ApplyOptions};
 use berth_images::manifest::{
-    parse_any, select_manifest, Descriptor, Document, ImageConfig, Manifest, Platform,
+    parse_any, select_manifest, Compression, Descriptor, Document, ImageConfig, Manifest, Platform,
     MAX_CONFIG_SIZE,
 };
 use berth_images::progress::{Progress, ProgressSink, ProgressState};
@@ -36,7 +42,8 @@ use berth_images::service::{ImageService, ServiceConfig};
 
 const USAGE: &str = "usage:
   berth-pull --root DIR [--insecure HOST]... [--concurrency N] [--quiet] REFERENCE
-  berth-pull unpack-layout [--no-verify] OCI_DIR DEST";
+  berth-pull unpack-layout [--no-verify] OCI_DIR DEST
+  berth-pull unpack-tar DEST FILE...";
 
 /// Largest manifest or index read from a layout.
 const MAX_DOCUMENT: u64 = 4 << 20;
@@ -45,6 +52,7 @@ fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
         Some("unpack-layout") => unpack_layout(args.get(1..).unwrap_or_default()),
+        Some("unpack-tar") => unpack_tar(args.get(1..).unwrap_or_default()),
         Some("-h" | "--help") => {
             println!("{USAGE}");
             Ok(())
@@ -173,25 +181,29 @@ fn pull(args: &[String]) -> Result<()> {
     let elapsed = start.elapsed();
     drop(service);
 
-    println!(
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
         "pulled {reference} in {:.3} s (store open {:.1} ms)",
         elapsed.as_secs_f64(),
         opened.as_secs_f64() * 1e3
-    );
-    println!(
+    )?;
+    writeln!(
+        out,
         "image {} ({} layers, {:.1} MiB compressed, {:.1} MiB unpacked)",
         image.id,
         image.layers.len(),
         mib(image.content_size),
         mib(image.size)
-    );
+    )?;
     if quiet {
         return Ok(());
     }
-    println!(
+    writeln!(
+        out,
         "{:>3}  {:<19}  {:>9}  {:>11}  {:>11}  {:>9}  {:>8}",
         "#", "blob", "size MiB", "unpack MiB", "first byte", "received", "done"
-    );
+    )?;
     let layers = timeline
         .layers
         .lock()
@@ -204,7 +216,8 @@ fn pull(args: &[String]) -> Result<()> {
         } else {
             ms(t.done)
         };
-        println!(
+        writeln!(
+            out,
             "{:>3}  {:<19}  {:>9.1}  {:>11.1}  {:>9} ms  {:>6} ms  {:>5} ms",
             i + 1,
             format!("{}…", l.digest.short(12)),
@@ -213,7 +226,7 @@ fn pull(args: &[String]) -> Result<()> {
             ms(t.downloading.or(t.extracting)),
             ms(t.verifying),
             done
-        );
+        )?;
     }
     Ok(())
 }
@@ -295,6 +308,67 @@ impl<R: Read> Read for Hashing<R> {
     }
 }
 
+/// Creates `dest`, or checks that it is an empty directory.
+fn fresh_dir(dest: &Path) -> Result<()> {
+    match std::fs::create_dir(dest) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+            let mut entries = std::fs::read_dir(dest)
+                .with_context(|| format!("cannot read {}", dest.display()))?;
+            ensure!(entries.next().is_none(), "{} is not empty", dest.display());
+            Ok(())
+        }
+        Err(e) => Err(e).with_context(|| format!("cannot create {}", dest.display())),
+    }
+}
+
+fn unpack_tar(args: &[String]) -> Result<()> {
+    let Some((dest, files)) = args.split_first() else {
+        bail!("unpack-tar needs DEST and FILE...\n{USAGE}");
+    };
+    ensure!(
+        !files.is_empty(),
+        "unpack-tar needs DEST and FILE...\n{USAGE}"
+    );
+    let dest = Path::new(dest);
+    fresh_dir(dest)?;
+    let start = Instant::now();
+    let options = ApplyOptions::default();
+    let mut out = io::stdout().lock();
+    let mut input = 0u64;
+    for (i, file) in files.iter().enumerate() {
+        let mut f = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
+        let mut magic = [0u8; 4];
+        let n = f
+            .read(&mut magic)
+            .with_context(|| format!("cannot read {file}"))?;
+        let head = magic.get(..n).unwrap_or_default().to_vec();
+        let compression = Compression::detect(&head);
+        let decoded = layer::decompress(io::Cursor::new(head).chain(f), compression)
+            .with_context(|| format!("layer {}", i + 1))?;
+        let stats = layer::apply(dest, decoded, &options)
+            .with_context(|| format!("cannot apply {file}"))?;
+        input += stats.input_bytes;
+        writeln!(
+            out,
+            "layer {}: {:.1} MiB tar, {} entries, diff ID {}",
+            i + 1,
+            mib(stats.input_bytes),
+            stats.entries,
+            stats.diff_id
+        )?;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    writeln!(
+        out,
+        "applied {} layers ({:.1} MiB of tar) in {secs:.3} s: {:.0} MiB/s",
+        files.len(),
+        mib(input),
+        mib(input) / secs.max(1e-9)
+    )?;
+    Ok(())
+}
+
 fn unpack_layout(args: &[String]) -> Result<()> {
     let mut verify = true;
     let mut paths = Vec::new();
@@ -318,16 +392,9 @@ fn unpack_layout(args: &[String]) -> Result<()> {
         config.rootfs.diff_ids.len(),
         manifest.layers.len()
     );
-    match std::fs::create_dir(dest) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-            let mut entries = std::fs::read_dir(dest)
-                .with_context(|| format!("cannot read {}", dest.display()))?;
-            ensure!(entries.next().is_none(), "{} is not empty", dest.display());
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dest.display())),
-    }
+    fresh_dir(dest)?;
     let options = ApplyOptions::default();
+    let mut out = io::stdout().lock();
     let (mut compressed, mut uncompressed, mut written) = (0u64, 0u64, 0u64);
     for (i, (desc, diff_id)) in manifest
         .layers
@@ -372,17 +439,19 @@ fn unpack_layout(args: &[String]) -> Result<()> {
         compressed += desc.size;
         uncompressed += stats.input_bytes;
         written += stats.bytes;
-        println!(
+        writeln!(
+            out,
             "layer {}: {:.1} MiB compressed, {:.1} MiB tar, {} entries, {:.0} ms",
             i + 1,
             mib(desc.size),
             mib(stats.input_bytes),
             stats.entries,
             layer_start.elapsed().as_secs_f64() * 1e3
-        );
+        )?;
     }
     let secs = start.elapsed().as_secs_f64();
-    println!(
+    writeln!(
+        out,
         "unpacked {} layers ({:.1} MiB compressed, {:.1} MiB tar, {:.1} MiB file data) in {:.3} s: {:.0} MiB/s of tar{}",
         manifest.layers.len(),
         mib(compressed),
@@ -391,6 +460,6 @@ fn unpack_layout(args: &[String]) -> Result<()> {
         secs,
         mib(uncompressed) / secs.max(1e-9),
         if verify { "" } else { " (digests not checked)" }
-    );
+    )?;
     Ok(())
 }
