@@ -1,4 +1,4 @@
-//! Crash-safe metadata: image names, snapshot records and who uses which image.
+//! Crash-safe metadata: image names and who uses which image.
 //!
 //! # Choice: one atomic JSON file
 //!
@@ -8,8 +8,8 @@
 //! one complete state, old or new, never half of a change; a crash at any point leaves
 //! the old state or the new one. Writers take an exclusive `flock(2)` on
 //! `metadata.lock` for the whole read–modify–write, so changes from several threads
-//! or processes serialise. The state is small (a few hundred bytes per image or
-//! snapshot), so rewriting it whole is cheap at the scale of one host, and the file
+//! or processes serialise. The state is small (a few hundred bytes per image
+//! name), so rewriting it whole is cheap at the scale of one host, and the file
 //! can be read and repaired by hand. An embedded database (redb) would scale further
 //! but allows only one process to open it; revisit past ~10,000 records.
 //!
@@ -28,23 +28,16 @@
 //!   },
 //!   "image_users": {                     target digest → users (container IDs)
 //!     "sha256:…": [ "<container id>", … ]
-//!   },
-//!   "snapshots": {                       key → snapshot record
-//!     "<key>": {
-//!       "key": "<key>", "id": n,         id: stable number, e.g. for directory names
-//!       "parent": "<key>" | null,        must be a committed snapshot
-//!       "kind": "active" | "committed" | "view",
-//!       "created", "updated": time,
-//!       "labels": { string: string }
-//!     }
-//!   },
-//!   "next_snapshot_id": n
+//!   }
 //! }
 //! ```
 //!
-//! Invariants kept by [`Metadata`]'s methods: a snapshot's parent exists and is
-//! committed; a snapshot with children cannot be removed; an image whose target has
-//! users cannot be removed unless forced or unless another name keeps the target.
+//! Invariant kept by [`Metadata`]'s methods: an image whose target has users cannot be
+//! removed unless forced or unless another name keeps the target.
+//!
+//! Snapshot records (key, parent, kind) are not kept here: the
+//! [snapshotter](crate::snapshot) owns them, in its own `snapshots.json` written the
+//! same atomic way, next to the directories they describe.
 //!
 //! # Use
 //!
@@ -84,7 +77,7 @@ use crate::digest::Digest;
 pub const SCHEMA_VERSION: u32 = 1;
 /// Largest metadata file accepted when reading.
 const MAX_FILE_SIZE: u64 = 256 << 20;
-/// Longest image name, snapshot key or user ID.
+/// Longest image name or user ID.
 const MAX_NAME_LEN: usize = 1024;
 /// Most labels on one record.
 const MAX_LABELS: usize = 256;
@@ -168,26 +161,6 @@ pub enum MetadataError {
         /// Who uses it.
         users: Vec<String>,
     },
-    /// No snapshot has that key.
-    #[error("snapshot {0:?} not found")]
-    SnapshotNotFound(String),
-    /// A snapshot with that key exists already.
-    #[error("snapshot {0:?} already exists")]
-    SnapshotExists(String),
-    /// The parent of a new snapshot is not committed.
-    #[error("snapshot parent {0:?} is not committed")]
-    ParentNotCommitted(String),
-    /// Only active snapshots can be committed.
-    #[error("snapshot {0:?} is not active")]
-    NotActive(String),
-    /// The snapshot has children.
-    #[error("snapshot {key:?} has children: {}", children.join(", "))]
-    SnapshotHasChildren {
-        /// The snapshot.
-        key: String,
-        /// Its children's keys.
-        children: Vec<String>,
-    },
     /// A name, key, user or label breaks the bounds.
     #[error("invalid {what}: {why}")]
     InvalidRecord {
@@ -212,16 +185,8 @@ impl HasKind for MetadataError {
             | MetadataError::TooLarge { .. }
             | MetadataError::Encode(_) => ErrorKind::Internal,
             MetadataError::UnsupportedVersion { .. } => ErrorKind::FailedPrecondition,
-            MetadataError::ImageNotFound(_) | MetadataError::SnapshotNotFound(_) => {
-                ErrorKind::NotFound
-            }
-            MetadataError::ImageInUse { .. } | MetadataError::SnapshotHasChildren { .. } => {
-                ErrorKind::Conflict
-            }
-            MetadataError::SnapshotExists(_) => ErrorKind::AlreadyExists,
-            MetadataError::ParentNotCommitted(_) | MetadataError::NotActive(_) => {
-                ErrorKind::FailedPrecondition
-            }
+            MetadataError::ImageNotFound(_) => ErrorKind::NotFound,
+            MetadataError::ImageInUse { .. } => ErrorKind::Conflict,
             MetadataError::InvalidRecord { .. } => ErrorKind::InvalidArgument,
         }
     }
@@ -272,38 +237,6 @@ pub enum ImageRemoval {
     },
 }
 
-/// The kind of a snapshot.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SnapshotKind {
-    /// Writable (a container's upper layer, or a layer being unpacked).
-    Active,
-    /// Read-only and usable as a parent (an unpacked image layer).
-    Committed,
-    /// A read-only view of a committed chain.
-    View,
-}
-
-/// A snapshot record.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SnapshotRecord {
-    /// The key.
-    pub key: String,
-    /// A number unique in this store, stable across [`Metadata::commit_snapshot`].
-    pub id: u64,
-    /// The parent's key.
-    pub parent: Option<String>,
-    /// The kind.
-    pub kind: SnapshotKind,
-    /// When it was created.
-    pub created: SystemTime,
-    /// When it last changed.
-    pub updated: SystemTime,
-    /// Free-form labels.
-    #[serde(default)]
-    pub labels: BTreeMap<String, String>,
-}
-
 /// The whole metadata state. Get a copy with [`MetadataStore::read`]; change it inside
 /// [`MetadataStore::update`].
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -313,10 +246,6 @@ pub struct Metadata {
     images: BTreeMap<String, ImageRecord>,
     #[serde(default)]
     image_users: BTreeMap<Digest, BTreeSet<String>>,
-    #[serde(default)]
-    snapshots: BTreeMap<String, SnapshotRecord>,
-    #[serde(default)]
-    next_snapshot_id: u64,
 }
 
 impl Default for Metadata {
@@ -325,8 +254,6 @@ impl Default for Metadata {
             version: SCHEMA_VERSION,
             images: BTreeMap::new(),
             image_users: BTreeMap::new(),
-            snapshots: BTreeMap::new(),
-            next_snapshot_id: 1,
         }
     }
 }
@@ -500,143 +427,6 @@ impl Metadata {
             .map(|i| i.target.digest.clone())
             .chain(self.image_users.keys().cloned())
             .collect()
-    }
-
-    /// The snapshot `key`.
-    pub fn snapshot(&self, key: &str) -> Option<&SnapshotRecord> {
-        self.snapshots.get(key)
-    }
-
-    /// Every snapshot, by key.
-    pub fn snapshots(&self) -> impl Iterator<Item = &SnapshotRecord> {
-        self.snapshots.values()
-    }
-
-    /// The keys of the snapshots whose parent is `key`.
-    pub fn snapshot_children(&self, key: &str) -> Vec<String> {
-        self.snapshots
-            .values()
-            .filter(|s| s.parent.as_deref() == Some(key))
-            .map(|s| s.key.clone())
-            .collect()
-    }
-
-    /// The chain from `key` up to its root: `key` first, then its parent, …
-    pub fn snapshot_chain(&self, key: &str) -> Result<Vec<&SnapshotRecord>, MetadataError> {
-        let mut chain = Vec::new();
-        let mut next = Some(key);
-        while let Some(k) = next {
-            let record = self
-                .snapshots
-                .get(k)
-                .ok_or_else(|| MetadataError::SnapshotNotFound(k.to_owned()))?;
-            chain.push(record);
-            // Parents are inserted before children, so a chain cannot loop; the bound
-            // guards against a hand-edited file.
-            if chain.len() > self.snapshots.len() {
-                return Err(MetadataError::InvalidRecord {
-                    what: "snapshot chain",
-                    why: "loops",
-                });
-            }
-            next = record.parent.as_deref();
-        }
-        Ok(chain)
-    }
-
-    /// Adds a snapshot. Its parent, if any, must exist and be committed.
-    pub fn insert_snapshot(
-        &mut self,
-        key: &str,
-        parent: Option<&str>,
-        kind: SnapshotKind,
-        labels: BTreeMap<String, String>,
-    ) -> Result<&SnapshotRecord, MetadataError> {
-        check_name("snapshot key", key)?;
-        check_labels(&labels)?;
-        if self.snapshots.contains_key(key) {
-            return Err(MetadataError::SnapshotExists(key.to_owned()));
-        }
-        if let Some(parent) = parent {
-            match self.snapshots.get(parent) {
-                None => return Err(MetadataError::SnapshotNotFound(parent.to_owned())),
-                Some(p) if p.kind != SnapshotKind::Committed => {
-                    return Err(MetadataError::ParentNotCommitted(parent.to_owned()))
-                }
-                Some(_) => {}
-            }
-        }
-        let now = SystemTime::now();
-        let id = self.next_snapshot_id.max(1);
-        self.next_snapshot_id = id.saturating_add(1);
-        let record = SnapshotRecord {
-            key: key.to_owned(),
-            id,
-            parent: parent.map(str::to_owned),
-            kind,
-            created: now,
-            updated: now,
-            labels,
-        };
-        Ok(self.snapshots.entry(key.to_owned()).or_insert(record))
-    }
-
-    /// Turns the active snapshot `key` into the committed snapshot `name` (same id,
-    /// same parent).
-    pub fn commit_snapshot(
-        &mut self,
-        key: &str,
-        name: &str,
-    ) -> Result<&SnapshotRecord, MetadataError> {
-        check_name("snapshot key", name)?;
-        match self.snapshots.get(key) {
-            None => return Err(MetadataError::SnapshotNotFound(key.to_owned())),
-            Some(s) if s.kind != SnapshotKind::Active => {
-                return Err(MetadataError::NotActive(key.to_owned()))
-            }
-            Some(_) => {}
-        }
-        if key != name && self.snapshots.contains_key(name) {
-            return Err(MetadataError::SnapshotExists(name.to_owned()));
-        }
-        let mut record = self
-            .snapshots
-            .remove(key)
-            .ok_or_else(|| MetadataError::SnapshotNotFound(key.to_owned()))?;
-        record.key = name.to_owned();
-        record.kind = SnapshotKind::Committed;
-        record.updated = SystemTime::now();
-        Ok(self.snapshots.entry(name.to_owned()).or_insert(record))
-    }
-
-    /// Replaces the labels of snapshot `key`.
-    pub fn set_snapshot_labels(
-        &mut self,
-        key: &str,
-        labels: BTreeMap<String, String>,
-    ) -> Result<(), MetadataError> {
-        check_labels(&labels)?;
-        let record = self
-            .snapshots
-            .get_mut(key)
-            .ok_or_else(|| MetadataError::SnapshotNotFound(key.to_owned()))?;
-        record.labels = labels;
-        record.updated = SystemTime::now();
-        Ok(())
-    }
-
-    /// Removes snapshot `key`; refused while it has children.
-    pub fn remove_snapshot(&mut self, key: &str) -> Result<SnapshotRecord, MetadataError> {
-        let children = self.snapshot_children(key);
-        if !children.is_empty() {
-            return Err(MetadataError::SnapshotHasChildren {
-                key: key.to_owned(),
-                children,
-            });
-        }
-        self.snapshots
-            .remove(key)
-            .ok_or_else(|| MetadataError::SnapshotNotFound(key.to_owned()))
     }
 }
 
@@ -881,66 +671,6 @@ mod tests {
     }
 
     #[test]
-    fn snapshots_lifecycle() {
-        let mut m = Metadata::default();
-        let none = BTreeMap::new;
-        let err = m
-            .insert_snapshot("a", Some("missing"), SnapshotKind::Active, none())
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::NotFound);
-        let id = m
-            .insert_snapshot("extract-1", None, SnapshotKind::Active, none())
-            .unwrap()
-            .id;
-        let err = m
-            .insert_snapshot("b", Some("extract-1"), SnapshotKind::Active, none())
-            .unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::FailedPrecondition);
-        let committed = m.commit_snapshot("extract-1", "sha256:layer1").unwrap();
-        assert_eq!(committed.id, id);
-        assert_eq!(committed.kind, SnapshotKind::Committed);
-        assert!(m.snapshot("extract-1").is_none());
-        assert_eq!(
-            m.commit_snapshot("sha256:layer1", "x").unwrap_err().kind(),
-            ErrorKind::FailedPrecondition
-        );
-        let c = m
-            .insert_snapshot(
-                "container",
-                Some("sha256:layer1"),
-                SnapshotKind::Active,
-                none(),
-            )
-            .unwrap();
-        assert_ne!(c.id, id);
-        assert_eq!(
-            m.insert_snapshot("container", None, SnapshotKind::Active, none())
-                .unwrap_err()
-                .kind(),
-            ErrorKind::AlreadyExists
-        );
-        let chain: Vec<_> = m
-            .snapshot_chain("container")
-            .unwrap()
-            .iter()
-            .map(|s| s.key.clone())
-            .collect();
-        assert_eq!(chain, ["container", "sha256:layer1"]);
-        let err = m.remove_snapshot("sha256:layer1").unwrap_err();
-        assert_eq!(err.kind(), ErrorKind::Conflict);
-        let mut labels = BTreeMap::new();
-        labels.insert("k".to_owned(), "v".to_owned());
-        m.set_snapshot_labels("container", labels.clone()).unwrap();
-        assert_eq!(m.snapshot("container").unwrap().labels, labels);
-        m.remove_snapshot("container").unwrap();
-        m.remove_snapshot("sha256:layer1").unwrap();
-        assert_eq!(
-            m.remove_snapshot("sha256:layer1").unwrap_err().kind(),
-            ErrorKind::NotFound
-        );
-    }
-
-    #[test]
     fn bounds() {
         let mut m = Metadata::default();
         for bad in ["", "a\nb", &"x".repeat(2000)] {
@@ -954,9 +684,7 @@ mod tests {
         let many: BTreeMap<_, _> = (0..300).map(|i| (i.to_string(), String::new())).collect();
         assert!(m.put_image("a", target(b"x"), many).is_err());
         let long: BTreeMap<_, _> = [("k".to_owned(), "v".repeat(5000))].into();
-        assert!(m
-            .insert_snapshot("s", None, SnapshotKind::Active, long)
-            .is_err());
+        assert!(m.put_image("b", target(b"x"), long).is_err());
     }
 
     #[test]

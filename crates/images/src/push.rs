@@ -492,12 +492,17 @@ pub async fn push_image(
     };
     let mut outcomes: Vec<Option<PushOutcome>> = vec![None; plan.blobs.len()];
     {
-        let mut transfers = futures_util::stream::iter(plan.blobs.iter().enumerate())
-            .map(|(i, blob)| {
-                let job = &job;
-                async move { (i, job.push(blob).await) }
-            })
-            .buffer_unordered(options.concurrency.max(1));
+        // The futures are made up front (they are lazy): a closure inside the stream's
+        // type would keep the whole push from being `Send` for `tokio::spawn`.
+        let job = &job;
+        let transfers: Vec<_> = plan
+            .blobs
+            .iter()
+            .enumerate()
+            .map(|(i, blob)| async move { (i, job.push(blob).await) })
+            .collect();
+        let mut transfers =
+            futures_util::stream::iter(transfers).buffer_unordered(options.concurrency.max(1));
         while let Some((i, result)) = transfers.next().await {
             // An error drops `transfers`, cancelling the transfers still running.
             let outcome = result?;

@@ -6,11 +6,13 @@ use std::path::PathBuf;
 
 use berth_errdefs::{ErrorKind, HasKind};
 
+use crate::archive::ArchiveError;
 use crate::content::ContentError;
 use crate::digest::Digest;
 use crate::layer::LayerError;
 use crate::manifest::ManifestError;
 use crate::metadata::MetadataError;
+use crate::push::PushError;
 use crate::reference::ReferenceError;
 use crate::registry::RegistryError;
 use crate::snapshot::SnapshotError;
@@ -244,6 +246,17 @@ pub enum ServiceError {
         /// diff ID of what was unpacked from it.
         applied: Digest,
     },
+    /// Loading, saving or importing an archive failed.
+    #[error("{0}")]
+    Archive(#[from] ArchiveError),
+    /// Pushing an image failed.
+    #[error("push to {reference}: {source}")]
+    Push {
+        /// Where to.
+        reference: String,
+        /// What failed.
+        source: Box<PushError>,
+    },
     /// A background task of the service panicked or was cancelled.
     #[error("internal task failed: {0}")]
     Task(#[from] tokio::task::JoinError),
@@ -288,6 +301,8 @@ impl HasKind for ServiceError {
                 ErrorKind::Conflict
             }
             ServiceError::ContainerExists(_) => ErrorKind::AlreadyExists,
+            ServiceError::Archive(e) => e.kind(),
+            ServiceError::Push { source, .. } => source.kind(),
             ServiceError::CommitMismatch { .. } | ServiceError::Task(_) => ErrorKind::Internal,
         }
     }

@@ -111,6 +111,7 @@ mod images;
 mod pull;
 mod resolve;
 mod rootfs;
+mod transfer;
 mod types;
 mod unpack;
 
@@ -137,6 +138,7 @@ use crate::registry::{Anonymous, Client, CredentialSource, DockerConfig, Registr
 use crate::snapshot::{Kind, Mount, OverlayOptions, OverlaySnapshotter, Snapshotter};
 
 pub use error::{LayerId, ServiceError};
+pub use transfer::{LoadSource, SaveTarget};
 pub use types::{
     CommitOptions, ContainerUsage, DiskUsage, GcReport, HistoryEntry, Image, ImageSummary,
     ImageUsage, LayerInfo, PruneReport, RemoveOutcome,
