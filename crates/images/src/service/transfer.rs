@@ -251,12 +251,13 @@ impl Inner {
             .name
             .clone()
             .unwrap_or_else(|| dangling_name(&imported.target.digest));
-        self.unpack_targets(vec![(name.clone(), imported.target)], &lease, &progress)
+        self.unpack_targets(vec![(name, imported.target)], &lease, &progress)
             .await?;
+        let id = imported.config.to_string();
         let image = self
             .run_blocking(move |inner| {
                 let m = inner.metadata.read()?;
-                let image = inner.select(&m, &name)?;
+                let image = inner.select(&m, &id)?;
                 Ok(inner.describe(&m, &image, &mut std::collections::HashMap::new()))
             })
             .await?;
@@ -318,7 +319,12 @@ impl Inner {
             .run_blocking(move |inner| {
                 let m = inner.metadata.read()?;
                 let image = inner.select(&m, &name2)?;
-                let typed = Reference::parse_normalized(&name2).ok();
+                // What was typed, if it is one of the image's names (`sha256:…` also
+                // parses as a reference, to a repository named `sha256`).
+                let typed = Reference::parse_normalized(&name2).ok().filter(|r| {
+                    let key = r.to_string();
+                    image.records.iter().any(|rec| rec.name == key)
+                });
                 let reference = match (target, &typed) {
                     (Some(t), _) => t,
                     (None, Some(r)) => r.clone(),
