@@ -11,7 +11,9 @@
 #   make bench-pull    bench/image-pull.sh (image pull: berth-images vs podman vs dockerd)
 #   make vm-matrix     the kernel matrix: runtime tests + conformance in qemu guests with
 #                      Debian's kernel: cgroup v2 + AppArmor, SELinux, hybrid (tests/vm)
-#   make vm-v2         only its cgroup v2 + AppArmor configuration (part of `make test`)
+#   make vm-ci         its cgroup v2 + AppArmor and SELinux configurations (part of `make
+#                      test`; the hybrid one is this host, where the tests run anyway)
+#   make vm-v2         only its cgroup v2 + AppArmor configuration
 #
 # Variables: CARGO, CARGO_FLAGS (CI passes --locked), CARGO_TARGET_DIR, TEST_THREADS,
 # BERTH_FIXTURES (fixture cache, default /var/cache/berth-fixtures).
@@ -33,7 +35,7 @@ TEST_THREADS ?=
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 
-.PHONY: fuzz vm-smoke vm-matrix vm-v2 bench-pull all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
+.PHONY: fuzz vm-smoke vm-matrix vm-ci vm-v2 bench-pull all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
 
 all: build
 
@@ -46,7 +48,7 @@ runtime:
 
 # Tests run in the dev/test profile (fast to compile, debug assertions on); the
 # release binary is built separately for compat checks, conformance and the demo.
-test: fmt-check clippy build unit compat conformance vm-v2
+test: fmt-check clippy build unit compat conformance vm-ci
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -102,6 +104,9 @@ fuzz:
 
 vm-matrix: runtime fixtures
 	tests/vm/matrix.sh
+
+vm-ci: runtime fixtures
+	tests/vm/matrix.sh v2-apparmor selinux
 
 vm-v2: runtime fixtures
 	tests/vm/matrix.sh v2-apparmor

@@ -7,28 +7,27 @@
 //! peer binary or the busybox fixture (tests/fixtures/build-images.sh) is missing.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[path = "support/peers.rs"]
-mod peers;
+mod support;
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::sync::Mutex;
 
 use berth_errdefs::{ErrorKind, HasKind};
 use berth_images::archive::{
-    self, ArchiveError, ArchiveFormat, ImportOptions, LoadOptions, LoadReport, RefName, SaveImage,
-    SaveOptions,
+    self, ArchiveError, ArchiveFormat, ImportOptions, ImportedImage, LoadOptions, LoadReport,
+    RefName, SaveImage, SaveOptions, SaveReport,
 };
 use berth_images::content::{ContentStore, LocalStore};
 use berth_images::digest::Digest;
 use berth_images::layer::{self, ApplyOptions, Compression};
 use berth_images::manifest::{self, ContainerConfig, ImageConfig};
 use berth_images::metadata::{MetadataStore, Target};
-use berth_images::progress::{NoProgress, Progress, ProgressSink, ProgressState};
-use berth_images::reference::Reference;
-use peers::{Dockerd, Podman};
+use berth_images::progress::{NoProgress, ProgressSink, ProgressState};
+use support::peers::{self, run_stdout, Dockerd, Podman};
+use support::tarball::{self, gzip, Tar};
+use support::{blob_path, reference, Recorder};
 
 /// The busybox fixture's image ID (config digest), built reproducibly.
 const BUSYBOX_ID: &str = "sha256:6c61d813ce985894f952a84f180f7e31bf1dda69bb7ac8b79db72b7ece69ca3c";
@@ -42,10 +41,7 @@ struct Env {
 
 impl Env {
     fn new() -> Env {
-        let tmp = tempfile::Builder::new()
-            .prefix("berth-test-archive-")
-            .tempdir()
-            .unwrap();
+        let tmp = support::tmpdir("archive");
         let store = LocalStore::open(&tmp.path().join("content")).unwrap();
         let meta = MetadataStore::open(&tmp.path().join("meta")).unwrap();
         Env { tmp, store, meta }
@@ -63,13 +59,73 @@ impl Env {
         archive::load(&self.store, &self.meta, path, options, &NoProgress)
     }
 
+    /// Loads `path`, recording progress.
+    fn load_recorded(&self, path: &Path) -> (LoadReport, Recorder) {
+        let rec = Recorder::default();
+        let report =
+            archive::load(&self.store, &self.meta, path, &LoadOptions::default(), &rec).unwrap();
+        (report, rec)
+    }
+
+    /// Writes `bytes` to the file `name` and loads it.
+    fn load_bytes(&self, name: &str, bytes: &[u8]) -> Result<LoadReport, ArchiveError> {
+        self.load(&write(self, name, bytes))
+    }
+
+    fn import(&self, input: impl Read + Send, options: &ImportOptions) -> ImportedImage {
+        archive::import(&self.store, &self.meta, input, options, &NoProgress).unwrap()
+    }
+
+    /// Saves `images` as a docker-archive into the file `out`.
+    fn save_docker(&self, images: &[SaveImage], out: &Path) -> SaveReport {
+        self.save_docker_with(images, out, &NoProgress)
+    }
+
+    fn save_docker_with(
+        &self,
+        images: &[SaveImage],
+        out: &Path,
+        progress: &dyn ProgressSink,
+    ) -> SaveReport {
+        let file = std::fs::File::create(out).unwrap();
+        archive::save_docker_archive(&self.store, images, file, &SaveOptions::default(), progress)
+            .unwrap()
+    }
+
+    /// Saves `images` into the OCI layout `dir`.
+    fn save_layout(&self, images: &[SaveImage], dir: &Path) -> Result<SaveReport, ArchiveError> {
+        self.save_layout_with(images, dir, &SaveOptions::default())
+    }
+
+    fn save_layout_with(
+        &self,
+        images: &[SaveImage],
+        dir: &Path,
+        options: &SaveOptions,
+    ) -> Result<SaveReport, ArchiveError> {
+        archive::save_oci_layout(&self.store, images, dir, options, &NoProgress)
+    }
+
+    /// Saves `images` as an OCI archive into the file `out`.
+    fn save_oci_archive(&self, images: &[SaveImage], out: &Path) -> SaveReport {
+        let file = std::fs::File::create(out).unwrap();
+        archive::save_oci_archive(
+            &self.store,
+            images,
+            file,
+            &SaveOptions::default(),
+            &NoProgress,
+        )
+        .unwrap()
+    }
+
     fn names(&self) -> Vec<String> {
         let m = self.meta.read().unwrap();
         m.images().map(|i| i.name.clone()).collect()
     }
 
     fn target(&self, name: &str) -> Target {
-        let full = Reference::parse_normalized(name).unwrap().to_string();
+        let full = reference(name).to_string();
         let m = self.meta.read().unwrap();
         m.image(&full)
             .unwrap_or_else(|| panic!("{full} not named"))
@@ -80,7 +136,7 @@ impl Env {
     fn save_image(&self, name: &str) -> SaveImage {
         SaveImage {
             target: self.target(name),
-            names: vec![Reference::parse_normalized(name).unwrap()],
+            names: vec![reference(name)],
         }
     }
 
@@ -102,16 +158,6 @@ impl Env {
     }
 }
 
-/// Records progress events.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Progress>>);
-
-impl ProgressSink for Recorder {
-    fn report(&self, event: Progress) {
-        self.0.lock().unwrap().push(event);
-    }
-}
-
 // ---------------------------------------------------------------- archive builders
 
 #[derive(Clone)]
@@ -121,44 +167,19 @@ enum Member {
 }
 
 fn tar_of<S: AsRef<str>>(members: &[(S, Member)]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
+    let mut t = Tar::new();
     for (name, m) in members {
-        let name = name.as_ref();
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(0o644);
         match m {
-            Member::File(data) => {
-                h.set_size(data.len() as u64);
-                h.set_entry_type(tar::EntryType::Regular);
-                b.append_data(&mut h, name, &data[..]).unwrap();
-            }
-            Member::Symlink(target) => {
-                h.set_size(0);
-                h.set_entry_type(tar::EntryType::Symlink);
-                b.append_link(&mut h, name, target).unwrap();
-            }
-        }
+            Member::File(data) => t.file(name.as_ref(), data),
+            Member::Symlink(target) => t.symlink(name.as_ref(), target),
+        };
     }
-    b.into_inner().unwrap()
+    t.bytes()
 }
 
 /// A small layer tar with `files` (name, contents).
 fn layer_tar(files: &[(&str, &[u8])]) -> Vec<u8> {
-    let mut b = tar::Builder::new(Vec::new());
-    for (name, data) in files {
-        let mut h = tar::Header::new_ustar();
-        h.set_mode(0o644);
-        h.set_mtime(1_700_000_000);
-        h.set_size(data.len() as u64);
-        b.append_data(&mut h, name, *data).unwrap();
-    }
-    b.into_inner().unwrap()
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    e.write_all(data).unwrap();
-    e.finish().unwrap()
+    tarball::files(files)
 }
 
 fn config_json(diff_ids: &[Digest]) -> Vec<u8> {
@@ -172,31 +193,47 @@ fn config_json(diff_ids: &[Digest]) -> Vec<u8> {
     .unwrap()
 }
 
-/// A docker-archive (legacy layout) of one image: `blobs` as stored in the archive,
-/// `diff_ids` as the config says.
-fn docker_archive(blobs: &[Vec<u8>], diff_ids: &[Digest], tags: &[&str]) -> (Vec<u8>, Digest) {
-    let config = config_json(diff_ids);
-    let config_digest = Digest::sha256_of(&config);
-    let mut members = vec![(
-        format!("{}.json", config_digest.hex()),
-        Member::File(config.clone()),
-    )];
+/// The name of the config `config` in a docker-archive.
+fn config_name(config: &[u8]) -> String {
+    format!("{}.json", Digest::sha256_of(config).hex())
+}
+
+/// An image of a docker-archive: (blobs as stored in the archive, diff IDs as its
+/// config says, tags).
+type ArchivedImage<'a> = (&'a [Vec<u8>], &'a [Digest], &'a [&'a str]);
+
+/// A docker-archive (legacy layout) of `images`: the configs, then the layers
+/// (`l<n>/layer.tar`, numbered across images), then `manifest.json`.
+fn docker_archive_of(images: &[ArchivedImage]) -> Vec<u8> {
+    let mut configs = Vec::new();
     let mut layers = Vec::new();
-    for (i, blob) in blobs.iter().enumerate() {
-        let path = format!("l{i}/layer.tar");
-        members.push((path.clone(), Member::File(blob.clone())));
-        layers.push(path);
+    let mut manifest = Vec::new();
+    for (blobs, diff_ids, tags) in images {
+        let config = config_json(diff_ids);
+        let name = config_name(&config);
+        let mut paths = Vec::new();
+        for blob in blobs.iter() {
+            let path = format!("l{}/layer.tar", layers.len());
+            layers.push((path.clone(), Member::File(blob.clone())));
+            paths.push(path);
+        }
+        manifest.push(serde_json::json!({ "Config": name, "RepoTags": tags, "Layers": paths }));
+        configs.push((name, Member::File(config)));
     }
-    let manifest = serde_json::json!([{
-        "Config": format!("{}.json", config_digest.hex()),
-        "RepoTags": tags,
-        "Layers": layers,
-    }]);
-    members.push((
+    configs.extend(layers);
+    configs.push((
         "manifest.json".into(),
         Member::File(serde_json::to_vec(&manifest).unwrap()),
     ));
-    (tar_of(&members), config_digest)
+    tar_of(&configs)
+}
+
+/// A docker-archive of one image (see [`docker_archive_of`]) and its config digest.
+fn docker_archive(blobs: &[Vec<u8>], diff_ids: &[Digest], tags: &[&str]) -> (Vec<u8>, Digest) {
+    (
+        docker_archive_of(&[(blobs, diff_ids, tags)]),
+        Digest::sha256_of(&config_json(diff_ids)),
+    )
 }
 
 fn write(env: &Env, name: &str, data: &[u8]) -> PathBuf {
@@ -213,19 +250,11 @@ fn assert_kind(err: &ArchiveError, kind: ErrorKind) {
 
 #[test]
 fn loads_the_busybox_docker_archive_fixture() {
-    let Some(fixture) = peers::fixture("docker-archive.tar") else {
+    let Some(fixture) = support::fixture("busybox/docker-archive.tar") else {
         return;
     };
     let env = Env::new();
-    let rec = Recorder::default();
-    let report = archive::load(
-        &env.store,
-        &env.meta,
-        &fixture,
-        &LoadOptions::default(),
-        &rec,
-    )
-    .unwrap();
+    let (report, rec) = env.load_recorded(&fixture);
     assert_eq!(report.format, ArchiveFormat::DockerArchive);
     assert_eq!(report.images.len(), 1);
     let image = &report.images[0];
@@ -244,41 +273,24 @@ fn loads_the_busybox_docker_archive_fixture() {
         manifest::media_type::DOCKER_LAYER_TAR
     );
     env.store.verify(&m.layers[0].digest).unwrap();
-    let states: Vec<ProgressState> = rec
-        .0
-        .lock()
-        .unwrap()
-        .iter()
-        .filter(|e| e.digest == m.layers[0].digest)
-        .map(|e| e.state)
-        .collect();
+    let states = rec.states(&m.layers[0].digest);
     assert_eq!(states.first(), Some(&ProgressState::Waiting));
     assert!(states.contains(&ProgressState::Downloading));
     assert_eq!(states.last(), Some(&ProgressState::Done));
 
     // Loading again reads nothing: every blob is there.
-    let rec = Recorder::default();
-    let again = archive::load(
-        &env.store,
-        &env.meta,
-        &fixture,
-        &LoadOptions::default(),
-        &rec,
-    )
-    .unwrap();
+    let (again, rec) = env.load_recorded(&fixture);
     assert_eq!(again.images[0].target, report.images[0].target);
     assert!(again.replaced.is_empty());
     assert!(rec
-        .0
-        .lock()
-        .unwrap()
+        .events()
         .iter()
         .any(|e| e.state == ProgressState::AlreadyExists));
 }
 
 #[test]
 fn docker_archive_round_trip() {
-    let Some(fixture) = peers::fixture("docker-archive.tar") else {
+    let Some(fixture) = support::fixture("busybox/docker-archive.tar") else {
         return;
     };
     let env = Env::new();
@@ -287,15 +299,8 @@ fn docker_archive_round_trip() {
     let mut save_names = env.save_image(BUSYBOX);
     save_names
         .names
-        .push(Reference::parse_normalized("localhost:5000/team/bb:v1").unwrap());
-    let report = archive::save_docker_archive(
-        &env.store,
-        &[save_names],
-        std::fs::File::create(&out).unwrap(),
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+        .push(reference("localhost:5000/team/bb:v1"));
+    let report = env.save_docker(&[save_names], &out);
     assert_eq!(report.blobs, 1);
     // Docker's own layout and names.
     let listing = list_tar(&out);
@@ -341,7 +346,7 @@ fn docker_archive_round_trip() {
 
 #[test]
 fn oci_layout_round_trip() {
-    let Some(fixture) = peers::fixture("oci") else {
+    let Some(fixture) = support::fixture("busybox/oci") else {
         return;
     };
     let env = Env::new();
@@ -359,24 +364,15 @@ fn oci_layout_round_trip() {
     assert_eq!(first.images[0].names, vec![name.to_owned()]);
     assert_eq!(first.images[0].config.to_string(), BUSYBOX_ID);
     // The manifest is kept as it is (its digest is the layout's).
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("index.json")).unwrap()).unwrap();
     assert_eq!(
-        first.images[0].target.digest.to_string(),
-        index["manifests"][0]["digest"].as_str().unwrap()
+        first.images[0].target.digest,
+        support::layout_manifest(&fixture)
     );
 
     // Layout directory out and back.
     let dir = env.path("layout");
     let image = env.save_image(name);
-    archive::save_oci_layout(
-        &env.store,
-        std::slice::from_ref(&image),
-        &dir,
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    env.save_layout(std::slice::from_ref(&image), &dir).unwrap();
     let env2 = Env::new();
     let second = env2.load_with(&dir, &LoadOptions::default()).unwrap();
     assert_eq!(second.images[0].target, first.images[0].target);
@@ -385,14 +381,7 @@ fn oci_layout_round_trip() {
 
     // OCI archive out and back.
     let tar = env.path("oci.tar");
-    archive::save_oci_archive(
-        &env.store,
-        std::slice::from_ref(&image),
-        std::fs::File::create(&tar).unwrap(),
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    env.save_oci_archive(std::slice::from_ref(&image), &tar);
     let env3 = Env::new();
     let third = env3.load(&tar).unwrap();
     assert_eq!(third.format, ArchiveFormat::OciLayout);
@@ -401,18 +390,10 @@ fn oci_layout_round_trip() {
     // Saving again into the same layout adds to it; the same ref name is replaced.
     let other = SaveImage {
         target: image.target.clone(),
-        names: vec![Reference::parse_normalized("localhost/busybox:v2").unwrap()],
+        names: vec![reference("localhost/busybox:v2")],
     };
-    archive::save_oci_layout(
-        &env.store,
-        &[other],
-        &dir,
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("index.json")).unwrap()).unwrap();
+    env.save_layout(&[other], &dir).unwrap();
+    let index = support::read_json(&dir.join("index.json"));
     let refs: Vec<&str> = index["manifests"]
         .as_array()
         .unwrap()
@@ -429,32 +410,22 @@ fn oci_layout_round_trip() {
         image.clone(),
         SaveImage {
             target: env
-                .load(&write(
-                    &env,
-                    "x.tar",
-                    &small_archive(b"x", &["other:latest"]).0,
-                ))
+                .load_bytes("x.tar", &small_archive(b"x", &["other:latest"]).0)
                 .unwrap()
                 .images[0]
                 .target
                 .clone(),
-            names: vec![Reference::parse_normalized("other:latest").unwrap()],
+            names: vec![reference("other:latest")],
         },
     ];
-    let err = archive::save_oci_layout(
-        &env.store,
-        &clash,
-        &env.path("l2"),
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap_err();
+    let err = env.save_layout(&clash, &env.path("l2")).unwrap_err();
     assert!(matches!(err, ArchiveError::RefNameConflict { .. }), "{err}");
     let full = SaveOptions {
         ref_name: RefName::FullName,
         ..SaveOptions::default()
     };
-    archive::save_oci_layout(&env.store, &clash, &env.path("l3"), &full, &NoProgress).unwrap();
+    env.save_layout_with(&clash, &env.path("l3"), &full)
+        .unwrap();
     let env4 = Env::new();
     let r = env4.load(&env.path("l3")).unwrap();
     assert_eq!(r.images.len(), 2);
@@ -478,10 +449,9 @@ fn compressed_layers_are_stored_as_found_and_saved_uncompressed() {
         Digest::sha256_of(&l1),
         Digest::sha256_of(&l2),
     ];
-    let blobs = [gzip(&l0), zstd::encode_all(&l1[..], 3).unwrap(), l2.clone()];
+    let blobs = [gzip(&l0), tarball::zstd(&l1), l2.clone()];
     let (bytes, config) = docker_archive(&blobs, &diff_ids, &["app:1"]);
-    let path = write(&env, "c.tar", &bytes);
-    let report = env.load(&path).unwrap();
+    let report = env.load_bytes("c.tar", &bytes).unwrap();
     assert_eq!(report.images[0].config, config);
     let m = env.manifest(&report.images[0].target);
     use manifest::media_type::*;
@@ -495,14 +465,7 @@ fn compressed_layers_are_stored_as_found_and_saved_uncompressed() {
     // Saved, every layer.tar is uncompressed and hashes to its diff ID.
     let out = env.path("out.tar");
     let rec = Recorder::default();
-    archive::save_docker_archive(
-        &env.store,
-        &[env.save_image("app:1")],
-        std::fs::File::create(&out).unwrap(),
-        &SaveOptions::default(),
-        &rec,
-    )
-    .unwrap();
+    env.save_docker_with(&[env.save_image("app:1")], &out, &rec);
     let manifest_json: serde_json::Value =
         serde_json::from_slice(&read_member(&out, "manifest.json")).unwrap();
     for (i, layer) in manifest_json[0]["Layers"]
@@ -515,9 +478,7 @@ fn compressed_layers_are_stored_as_found_and_saved_uncompressed() {
         assert_eq!(Digest::sha256_of(&data), diff_ids[i]);
     }
     assert!(rec
-        .0
-        .lock()
-        .unwrap()
+        .events()
         .iter()
         .any(|e| e.state == ProgressState::Uploading));
     let env2 = Env::new();
@@ -577,7 +538,7 @@ fn docker_25_layout_loads_through_manifest_json() {
             Member::File(br#"{"test":{"25":"x"}}"#.to_vec()),
         ),
     ]);
-    let report = env.load(&write(&env, "d25.tar", &bytes)).unwrap();
+    let report = env.load_bytes("d25.tar", &bytes).unwrap();
     assert_eq!(report.format, ArchiveFormat::DockerArchive);
     assert_eq!(report.images[0].config, config_digest);
     assert_eq!(
@@ -598,22 +559,15 @@ fn multi_image_archive_shares_layers() {
         &["a:1"],
     );
     let (b, _) = docker_archive(&[base, top], &[db, dt], &["b:1", "b:2"]);
-    env.load(&write(&env, "a.tar", &a)).unwrap();
-    env.load(&write(&env, "b.tar", &b)).unwrap();
+    env.load_bytes("a.tar", &a).unwrap();
+    env.load_bytes("b.tar", &b).unwrap();
     let images = [
         env.save_image("a:1"),
         env.save_image("b:1"),
         env.save_image("b:2"),
     ];
     let out = env.path("ab.tar");
-    let report = archive::save_docker_archive(
-        &env.store,
-        &images,
-        std::fs::File::create(&out).unwrap(),
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let report = env.save_docker(&images, &out);
     // b:1 and b:2 are one image; the base layer is written once.
     assert_eq!(report.manifests.len(), 2);
     assert_eq!(report.blobs, 2);
@@ -663,18 +617,7 @@ fn export_then_import_round_trips() {
     archive::export(&tree, &mut again).unwrap();
     assert_eq!(tar, again);
     // Hard link stored once.
-    let mut ar = tar::Archive::new(&tar[..]);
-    let kinds: BTreeMap<String, tar::EntryType> = ar
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.path().unwrap().to_string_lossy().into_owned(),
-                e.header().entry_type(),
-            )
-        })
-        .collect();
+    let kinds: BTreeMap<String, tar::EntryType> = tarball::entries(&tar).into_iter().collect();
     assert_eq!(kinds["bin/tool"], tar::EntryType::Regular);
     assert_eq!(kinds["bin/tool-link"], tar::EntryType::Link);
     assert_eq!(kinds["abs"], tar::EntryType::Symlink);
@@ -687,7 +630,7 @@ fn export_then_import_round_trips() {
         (Compression::Gzip, gzip(&tar)),
     ] {
         let options = ImportOptions {
-            name: Some(Reference::parse_normalized("imported:1").unwrap()),
+            name: Some(reference("imported:1")),
             config: ContainerConfig {
                 cmd: Some(vec!["/bin/tool".into()]),
                 env: vec!["A=b".into()],
@@ -698,8 +641,7 @@ fn export_then_import_round_trips() {
             compression,
             ..ImportOptions::default()
         };
-        let imported =
-            archive::import(&env.store, &env.meta, &input[..], &options, &NoProgress).unwrap();
+        let imported = env.import(&input[..], &options);
         assert_eq!(imported.diff_id, stats.digest);
         assert_eq!(
             imported.name.as_deref(),
@@ -753,14 +695,7 @@ fn export_then_import_round_trips() {
 
     // An imported (gzip) image saves as a docker-archive with the layer uncompressed.
     let out = env.path("imported.tar");
-    archive::save_docker_archive(
-        &env.store,
-        &[env.save_image("imported:1")],
-        std::fs::File::create(&out).unwrap(),
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    env.save_docker(&[env.save_image("imported:1")], &out);
     let env2 = Env::new();
     let back = env2.load(&out).unwrap();
     assert_eq!(back.images[0].diff_ids, vec![stats.digest]);
@@ -768,8 +703,7 @@ fn export_then_import_round_trips() {
 
 #[test]
 fn export_keeps_devices_and_ignores_overlay_markers() {
-    if !rustix::process::geteuid().is_root() {
-        eprintln!("SKIPPING: needs root (device nodes, trusted xattrs)");
+    if support::skip_unless_root("device nodes, trusted xattrs") {
         return;
     }
     let env = Env::new();
@@ -792,20 +726,8 @@ fn export_keeps_devices_and_ignores_overlay_markers() {
     .unwrap();
     let mut tar = Vec::new();
     archive::export(&tree, &mut tar).unwrap();
-    let mut ar = tar::Archive::new(&tar[..]);
-    let names: Vec<(String, tar::EntryType)> = ar
-        .entries()
-        .unwrap()
-        .map(|e| {
-            let e = e.unwrap();
-            (
-                e.path().unwrap().to_string_lossy().into_owned(),
-                e.header().entry_type(),
-            )
-        })
-        .collect();
     assert_eq!(
-        names,
+        tarball::entries(&tar),
         vec![
             ("dir/".to_owned(), tar::EntryType::Directory),
             ("null0".to_owned(), tar::EntryType::Char)
@@ -819,63 +741,54 @@ fn export_keeps_devices_and_ignores_overlay_markers() {
 /// named `forbidden` in the store. Returns the error.
 fn refused(bytes: &[u8], kind: ErrorKind) -> ArchiveError {
     let env = Env::new();
-    let err = env.load(&write(&env, "bad.tar", bytes)).unwrap_err();
+    let err = env.load_bytes("bad.tar", bytes).unwrap_err();
     assert_kind(&err, kind);
     assert!(env.names().is_empty(), "{err}: names recorded");
     err
 }
 
+/// A `manifest.json` of one image.
+fn manifest_json(config: &str, tags: &[&str], layers: &[&str]) -> Vec<u8> {
+    serde_json::to_vec(
+        &serde_json::json!([{ "Config": config, "RepoTags": tags, "Layers": layers }]),
+    )
+    .unwrap()
+}
+
+/// An archive of `config` (named after its digest), `layer` at `l/layer.tar` and the
+/// `manifest.json` `manifest` (whatever it says).
+fn config_layer_manifest(config: &[u8], layer: Member, manifest: Vec<u8>) -> Vec<u8> {
+    tar_of(&[
+        (config_name(config), Member::File(config.to_vec())),
+        ("l/layer.tar".into(), layer),
+        ("manifest.json".into(), Member::File(manifest)),
+    ])
+}
+
 #[test]
 fn refuses_path_traversal() {
     let layer = layer_tar(&[("f", b"x")]);
-    let d = Digest::sha256_of(&layer);
-    let config = config_json(std::slice::from_ref(&d));
-    let cd = Digest::sha256_of(&config);
+    let config = config_json(&[Digest::sha256_of(&layer)]);
+    let cname = config_name(&config);
     for (config_path, layer_path) in [
-        (format!("{}.json", cd.hex()), "../../etc/passwd".to_owned()),
-        (format!("{}.json", cd.hex()), "/etc/passwd".to_owned()),
-        ("../config.json".to_owned(), "l/layer.tar".to_owned()),
-        (format!("{}.json", cd.hex()), "l/../../layer.tar".to_owned()),
+        (cname.as_str(), "../../etc/passwd"),
+        (&cname, "/etc/passwd"),
+        ("../config.json", "l/layer.tar"),
+        (&cname, "l/../../layer.tar"),
     ] {
-        let manifest = serde_json::json!([{ "Config": config_path, "RepoTags": ["evil:1"], "Layers": [layer_path] }]);
-        let bytes = tar_of(&[
-            (format!("{}.json", cd.hex()), Member::File(config.clone())),
-            ("l/layer.tar".into(), Member::File(layer.clone())),
-            (
-                "manifest.json".into(),
-                Member::File(serde_json::to_vec(&manifest).unwrap()),
-            ),
-        ]);
+        let manifest = manifest_json(config_path, &["evil:1"], &[layer_path]);
+        let bytes = config_layer_manifest(&config, Member::File(layer.clone()), manifest);
         let err = refused(&bytes, ErrorKind::InvalidArgument);
         assert!(matches!(err, ArchiveError::UnsafePath { .. }), "{err}");
         assert!(err.to_string().contains("manifest.json"), "{err}");
     }
-    // A symlink member pointing out of the archive.
-    let manifest = serde_json::json!([{ "Config": format!("{}.json", cd.hex()), "RepoTags": ["evil:1"], "Layers": ["l/layer.tar"] }]);
-    let bytes = tar_of(&[
-        (format!("{}.json", cd.hex()), Member::File(config.clone())),
-        (
-            "l/layer.tar".into(),
-            Member::Symlink("../../../../etc/passwd"),
-        ),
-        (
-            "manifest.json".into(),
-            Member::File(serde_json::to_vec(&manifest).unwrap()),
-        ),
-    ]);
-    let err = refused(&bytes, ErrorKind::InvalidArgument);
-    assert!(matches!(err, ArchiveError::UnsafePath { .. }), "{err}");
-    // An absolute symlink.
-    let bytes = tar_of(&[
-        (format!("{}.json", cd.hex()), Member::File(config)),
-        ("l/layer.tar".into(), Member::Symlink("/etc/passwd")),
-        (
-            "manifest.json".into(),
-            Member::File(serde_json::to_vec(&manifest).unwrap()),
-        ),
-    ]);
-    let err = refused(&bytes, ErrorKind::InvalidArgument);
-    assert!(matches!(err, ArchiveError::UnsafePath { .. }), "{err}");
+    // A symlink member pointing out of the archive; an absolute symlink.
+    for target in ["../../../../etc/passwd", "/etc/passwd"] {
+        let manifest = manifest_json(&cname, &["evil:1"], &["l/layer.tar"]);
+        let bytes = config_layer_manifest(&config, Member::Symlink(target), manifest);
+        let err = refused(&bytes, ErrorKind::InvalidArgument);
+        assert!(matches!(err, ArchiveError::UnsafePath { .. }), "{err}");
+    }
 }
 
 #[test]
@@ -914,7 +827,7 @@ fn refuses_a_layer_whose_diff_id_lies() {
     for blob in [fake.clone(), gzip(&fake)] {
         let env = Env::new();
         let (bytes, _) = docker_archive(&[blob], std::slice::from_ref(&claimed), &["liar:1"]);
-        let err = env.load(&write(&env, "liar.tar", &bytes)).unwrap_err();
+        let err = env.load_bytes("liar.tar", &bytes).unwrap_err();
         assert!(matches!(err, ArchiveError::DiffIdMismatch { .. }), "{err}");
         assert_kind(&err, ErrorKind::FailedPrecondition);
         assert!(err.to_string().contains("l0/layer.tar"), "{err}");
@@ -1000,33 +913,25 @@ fn refuses_duplicates_truncation_and_garbage() {
 
     // Malformed manifest.json, missing layer, bad name, layer count.
     let layer = layer_tar(&[("f", b"x")]);
-    let d = Digest::sha256_of(&layer);
-    let config = config_json(std::slice::from_ref(&d));
-    let cname = format!("{}.json", Digest::sha256_of(&config).hex());
+    let config = config_json(&[Digest::sha256_of(&layer)]);
+    let cname = config_name(&config);
     for (manifest, want) in [
         (b"{not json".to_vec(), "Json"),
         (
-            serde_json::to_vec(&serde_json::json!([{ "Config": cname, "RepoTags": ["x:1"], "Layers": ["nope/layer.tar"] }])).unwrap(),
+            manifest_json(&cname, &["x:1"], &["nope/layer.tar"]),
             "Missing",
         ),
         (
-            serde_json::to_vec(&serde_json::json!([{ "Config": cname, "RepoTags": ["UPPER/Case:1"], "Layers": ["l/layer.tar"] }])).unwrap(),
+            manifest_json(&cname, &["UPPER/Case:1"], &["l/layer.tar"]),
             "InvalidName",
         ),
+        (manifest_json(&cname, &["x:1"], &[]), "LayerCount"),
         (
-            serde_json::to_vec(&serde_json::json!([{ "Config": cname, "RepoTags": ["x:1"], "Layers": [] }])).unwrap(),
-            "LayerCount",
-        ),
-        (
-            serde_json::to_vec(&serde_json::json!([{ "Config": "l/layer.tar", "RepoTags": ["x:1"], "Layers": ["l/layer.tar"] }])).unwrap(),
+            manifest_json("l/layer.tar", &["x:1"], &["l/layer.tar"]),
             "Manifest",
         ),
     ] {
-        let bytes = tar_of(&[
-            (cname.clone(), Member::File(config.clone())),
-            ("l/layer.tar".into(), Member::File(layer.clone())),
-            ("manifest.json".into(), Member::File(manifest)),
-        ]);
+        let bytes = config_layer_manifest(&config, Member::File(layer.clone()), manifest);
         let err = refused(&bytes, ErrorKind::InvalidArgument);
         assert!(format!("{err:?}").starts_with(want), "{want}: {err:?}");
     }
@@ -1037,23 +942,13 @@ fn a_bad_image_names_nothing_of_the_archive() {
     // Two images; the second's layer lies: the first must not be named either.
     let good = layer_tar(&[("g", b"good")]);
     let bad = layer_tar(&[("b", b"bad")]);
-    let dg = Digest::sha256_of(&good);
-    let c1 = config_json(std::slice::from_ref(&dg));
-    let c2 = config_json(&[Digest::sha256_of(b"not the layer")]);
-    let (h1, h2) = (Digest::sha256_of(&c1), Digest::sha256_of(&c2));
-    let manifest = serde_json::json!([
-        { "Config": format!("{}.json", h1.hex()), "RepoTags": ["good:1"], "Layers": ["g/layer.tar"] },
-        { "Config": format!("{}.json", h2.hex()), "RepoTags": ["bad:1"], "Layers": ["b/layer.tar"] },
-    ]);
-    let bytes = tar_of(&[
-        (format!("{}.json", h1.hex()), Member::File(c1)),
-        (format!("{}.json", h2.hex()), Member::File(c2)),
-        ("g/layer.tar".into(), Member::File(good)),
-        ("b/layer.tar".into(), Member::File(bad)),
+    let bytes = docker_archive_of(&[
         (
-            "manifest.json".into(),
-            Member::File(serde_json::to_vec(&manifest).unwrap()),
+            std::slice::from_ref(&good),
+            &[Digest::sha256_of(&good)],
+            &["good:1"],
         ),
+        (&[bad], &[Digest::sha256_of(b"not the layer")], &["bad:1"]),
     ]);
     let err = refused(&bytes, ErrorKind::FailedPrecondition);
     assert!(matches!(err, ArchiveError::DiffIdMismatch { .. }), "{err}");
@@ -1061,24 +956,16 @@ fn a_bad_image_names_nothing_of_the_archive() {
     // Two images claiming one name.
     let l1 = layer_tar(&[("1", b"1")]);
     let l2 = layer_tar(&[("2", b"2")]);
-    let (d1, d2) = (Digest::sha256_of(&l1), Digest::sha256_of(&l2));
-    let (c1, c2) = (
-        config_json(std::slice::from_ref(&d1)),
-        config_json(std::slice::from_ref(&d2)),
-    );
-    let (h1, h2) = (Digest::sha256_of(&c1), Digest::sha256_of(&c2));
-    let manifest = serde_json::json!([
-        { "Config": format!("{}.json", h1.hex()), "RepoTags": ["same:1"], "Layers": ["1/layer.tar"] },
-        { "Config": format!("{}.json", h2.hex()), "RepoTags": ["same:1"], "Layers": ["2/layer.tar"] },
-    ]);
-    let bytes = tar_of(&[
-        (format!("{}.json", h1.hex()), Member::File(c1)),
-        (format!("{}.json", h2.hex()), Member::File(c2)),
-        ("1/layer.tar".into(), Member::File(l1)),
-        ("2/layer.tar".into(), Member::File(l2)),
+    let bytes = docker_archive_of(&[
         (
-            "manifest.json".into(),
-            Member::File(serde_json::to_vec(&manifest).unwrap()),
+            std::slice::from_ref(&l1),
+            &[Digest::sha256_of(&l1)],
+            &["same:1"],
+        ),
+        (
+            std::slice::from_ref(&l2),
+            &[Digest::sha256_of(&l2)],
+            &["same:1"],
         ),
     ]);
     let err = refused(&bytes, ErrorKind::InvalidArgument);
@@ -1087,99 +974,73 @@ fn a_bad_image_names_nothing_of_the_archive() {
 
 #[test]
 fn oci_layouts_are_verified() {
-    let Some(fixture) = peers::fixture("oci") else {
+    let Some(fixture) = support::fixture("busybox/oci") else {
         return;
     };
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(fixture.join("index.json")).unwrap()).unwrap();
-    let md = Digest::parse(index["manifests"][0]["digest"].as_str().unwrap()).unwrap();
-    let m: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(fixture.join("blobs/sha256").join(md.hex())).unwrap(),
-    )
-    .unwrap();
+    let md = support::layout_manifest(&fixture);
+    let m = support::read_json(&blob_path(&fixture, &md));
     let layer = Digest::parse(m["layers"][0]["digest"].as_str().unwrap()).unwrap();
     let options = LoadOptions {
         repository: Some("localhost/bb".into()),
         ..LoadOptions::default()
     };
-
-    let copy = |env: &Env| {
+    // Loads a copy of the fixture changed by `tamper`: refused, nothing named.
+    let refused = |tamper: &dyn Fn(&Path)| {
+        let env = Env::new();
         let dir = env.path("layout");
-        run_ok(Command::new("cp").arg("-a").arg(&fixture).arg(&dir));
-        dir
+        run_stdout(Command::new("cp").arg("-a").arg(&fixture).arg(&dir));
+        tamper(&dir);
+        let err = env.load_with(&dir, &options).unwrap_err();
+        assert!(env.names().is_empty(), "{err}");
+        (env, err)
     };
+
     // A tampered layer: the store refuses it.
-    let env = Env::new();
-    let dir = copy(&env);
-    let lp = dir.join("blobs/sha256").join(layer.hex());
-    let mut data = std::fs::read(&lp).unwrap();
-    let last = data.len() - 1;
-    data[last] ^= 0xff;
-    std::fs::remove_file(&lp).unwrap();
-    std::fs::write(&lp, &data).unwrap();
-    let err = env.load_with(&dir, &options).unwrap_err();
+    let (env, err) = refused(&|dir| {
+        let lp = blob_path(dir, &layer);
+        let mut data = std::fs::read(&lp).unwrap();
+        let last = data.len() - 1;
+        data[last] ^= 0xff;
+        std::fs::remove_file(&lp).unwrap();
+        std::fs::write(&lp, &data).unwrap();
+    });
     assert!(matches!(err, ArchiveError::DigestMismatch { .. }), "{err}");
-    assert!(env.names().is_empty());
     assert!(env.store.info(&layer).unwrap().is_none());
 
     // A lying index.json digest.
-    let env = Env::new();
-    let dir = copy(&env);
-    let text = std::fs::read_to_string(dir.join("index.json")).unwrap();
-    let other = Digest::sha256_of(b"something else");
-    std::fs::write(
-        dir.join("index.json"),
-        text.replace(&md.to_string(), &other.to_string()),
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("blobs/sha256").join(other.hex()),
-        std::fs::read(dir.join("blobs/sha256").join(md.hex())).unwrap(),
-    )
-    .unwrap();
-    let err = env.load_with(&dir, &options).unwrap_err();
+    let (_, err) = refused(&|dir| {
+        let text = std::fs::read_to_string(dir.join("index.json")).unwrap();
+        let other = Digest::sha256_of(b"something else");
+        std::fs::write(
+            dir.join("index.json"),
+            text.replace(&md.to_string(), &other.to_string()),
+        )
+        .unwrap();
+        std::fs::copy(blob_path(dir, &md), blob_path(dir, &other)).unwrap();
+    });
     assert!(matches!(err, ArchiveError::DigestMismatch { .. }), "{err}");
-    assert!(env.names().is_empty());
 
     // A blob that is a symlink out of the layout resolves inside it (and is missing).
-    let env = Env::new();
-    let dir = copy(&env);
-    let lp = dir.join("blobs/sha256").join(layer.hex());
-    std::fs::remove_file(&lp).unwrap();
-    std::os::unix::fs::symlink(
-        "/var/cache/berth-fixtures/busybox/oci/blobs/sha256/".to_owned() + layer.hex(),
-        &lp,
-    )
-    .unwrap();
-    let err = env.load_with(&dir, &options).unwrap_err();
+    let (_, err) = refused(&|dir| {
+        let lp = blob_path(dir, &layer);
+        std::fs::remove_file(&lp).unwrap();
+        std::os::unix::fs::symlink(blob_path(&fixture, &layer), &lp).unwrap();
+    });
     assert!(matches!(err, ArchiveError::Missing { .. }), "{err}");
 
     // A bad layout version.
-    let env = Env::new();
-    let dir = copy(&env);
-    std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
-    let err = env.load_with(&dir, &options).unwrap_err();
+    let (_, err) = refused(&|dir| {
+        std::fs::write(dir.join("oci-layout"), r#"{"imageLayoutVersion":"2.0.0"}"#).unwrap();
+    });
     assert!(matches!(err, ArchiveError::LayoutVersion { .. }), "{err}");
 }
 
 // ---------------------------------------------------------------- peers
 
-fn run_ok(cmd: &mut Command) -> String {
-    peers::stdout(&peers::run(cmd))
-}
-
 fn list_tar(path: &Path) -> Vec<String> {
-    let mut ar = tar::Archive::new(std::fs::File::open(path).unwrap());
-    ar.entries()
-        .unwrap()
-        .map(|e| {
-            e.unwrap()
-                .path()
-                .unwrap()
-                .to_string_lossy()
-                .trim_end_matches('/')
-                .to_owned()
-        })
+    tarball::entries(&std::fs::read(path).unwrap())
+        .into_iter()
+        .map(|(name, _)| name.trim_end_matches('/').to_owned())
         .collect()
 }
 
@@ -1241,10 +1102,10 @@ fn without_member(path: &Path, name: &str, out: &Path) {
     b.finish().unwrap();
 }
 
-/// docker's view of an image: (ID, RootFS.Layers).
-fn docker_inspect(d: &Dockerd, image: &str) -> (String, Vec<String>) {
-    let id = d.run(&["image", "inspect", "--format", "{{.Id}}", image]);
-    let layers = d.run(&[
+/// A peer's view of an image, `run` running the peer's CLI: (ID, RootFS.Layers).
+fn inspect(run: impl Fn(&[&str]) -> String, image: &str) -> (String, Vec<String>) {
+    let id = run(&["image", "inspect", "--format", "{{.Id}}", image]);
+    let layers = run(&[
         "image",
         "inspect",
         "--format",
@@ -1254,14 +1115,28 @@ fn docker_inspect(d: &Dockerd, image: &str) -> (String, Vec<String>) {
     (id, serde_json::from_str(&layers).unwrap())
 }
 
+fn docker_inspect(d: &Dockerd, image: &str) -> (String, Vec<String>) {
+    inspect(|args| d.run(args), image)
+}
+
+fn strings(digests: &[Digest]) -> Vec<String> {
+    digests.iter().map(ToString::to_string).collect()
+}
+
+/// The busybox docker-archive fixture if `peer` (whether the peer is installed) holds,
+/// else `None`; the skip was said.
+fn fixture_for_peer(peer: bool) -> Option<PathBuf> {
+    if !peer {
+        return None;
+    }
+    support::fixture("busybox/docker-archive.tar")
+}
+
 #[test]
 fn dockerd_interop() {
-    let Some(fixture) = peers::fixture("docker-archive.tar") else {
+    let Some(fixture) = fixture_for_peer(Dockerd::available()) else {
         return;
     };
-    if !Dockerd::available() {
-        return;
-    }
     let env = Env::new();
     let d = Dockerd::start();
     d.run(&["load", "-i", fixture.to_str().unwrap()]);
@@ -1308,8 +1183,7 @@ fn dockerd_interop() {
             .unwrap();
         let (id, layers) = docker_inspect(&d, docker_name);
         assert_eq!(image.config.to_string(), id, "{name}");
-        let diff_ids: Vec<String> = image.diff_ids.iter().map(ToString::to_string).collect();
-        assert_eq!(diff_ids, layers, "{name}");
+        assert_eq!(strings(&image.diff_ids), layers, "{name}");
     }
     assert_eq!(
         report.images[0].names.len() + report.images[1].names.len(),
@@ -1326,8 +1200,7 @@ fn dockerd_interop() {
         .find(|i| i.names == ["docker.io/berth-test/multi:1"])
         .unwrap();
     let (_, layers) = docker_inspect(&d, "berth-test/multi:1");
-    let diff_ids: Vec<String> = multi.diff_ids.iter().map(ToString::to_string).collect();
-    assert_eq!(diff_ids, layers);
+    assert_eq!(strings(&multi.diff_ids), layers);
     let rebuilt = env_legacy.config(&multi.target);
     assert_eq!(
         rebuilt.config.as_ref().unwrap().cmd,
@@ -1340,18 +1213,11 @@ fn dockerd_interop() {
     let images = [
         SaveImage {
             target: env.target("docker.io/berth-test/multi:1"),
-            names: vec![Reference::parse_normalized("berth-test/from-berth:2").unwrap()],
+            names: vec![reference("berth-test/from-berth:2")],
         },
         env.save_image(BUSYBOX),
     ];
-    archive::save_docker_archive(
-        &env.store,
-        &images,
-        std::fs::File::create(&ours).unwrap(),
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    env.save_docker(&images, &ours);
     let out = d.run(&["load", "-i", ours.to_str().unwrap()]);
     assert!(out.contains("berth-test/from-berth:2"), "{out}");
     let (id, layers) = docker_inspect(&d, "berth-test/from-berth:2");
@@ -1363,15 +1229,7 @@ fn dockerd_interop() {
             .digest
             .to_string()
     );
-    assert_eq!(
-        layers,
-        multi
-            .rootfs
-            .diff_ids
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-    );
+    assert_eq!(layers, strings(&multi.rootfs.diff_ids));
     let out = d.run(&[
         "run",
         "--rm",
@@ -1396,36 +1254,25 @@ fn dockerd_interop() {
     let tree = env.path("tree");
     make_tree(&tree);
     std::fs::copy(
-        Path::new(peers::FIXTURES).join("busybox/rootfs/bin/busybox"),
+        support::fixtures().join("busybox/rootfs/bin/busybox"),
         tree.join("bin/busybox"),
     )
     .unwrap();
     let mut tar = Vec::new();
     archive::export(&tree, &mut tar).unwrap();
-    let imported = archive::import(
-        &env.store,
-        &env.meta,
+    let imported = env.import(
         &tar[..],
         &ImportOptions {
-            name: Some(Reference::parse_normalized("berth-test/imported:1").unwrap()),
+            name: Some(reference("berth-test/imported:1")),
             config: ContainerConfig {
                 cmd: Some(vec!["/bin/busybox".into(), "sh".into(), "/bin/tool".into()]),
                 ..ContainerConfig::default()
             },
             ..ImportOptions::default()
         },
-        &NoProgress,
-    )
-    .unwrap();
+    );
     let ours = env.path("imported.tar");
-    archive::save_docker_archive(
-        &env.store,
-        &[env.save_image("berth-test/imported:1")],
-        std::fs::File::create(&ours).unwrap(),
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    env.save_docker(&[env.save_image("berth-test/imported:1")], &ours);
     d.run(&["load", "-i", ours.to_str().unwrap()]);
     let (id, _) = docker_inspect(&d, "berth-test/imported:1");
     assert_eq!(id, imported.config.to_string());
@@ -1437,14 +1284,10 @@ fn dockerd_interop() {
     let exported = env.path("exported.tar");
     d.run(&["export", "-o", exported.to_str().unwrap(), &cid]);
     d.run(&["rm", &cid]);
-    let im = archive::import(
-        &env.store,
-        &env.meta,
+    let im = env.import(
         std::fs::File::open(&exported).unwrap(),
         &ImportOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    );
     assert_eq!(
         im.diff_id,
         Digest::sha256_of(&std::fs::read(&exported).unwrap())
@@ -1453,31 +1296,21 @@ fn dockerd_interop() {
 
 #[test]
 fn podman_interop() {
-    let Some(fixture) = peers::fixture("docker-archive.tar") else {
+    let Some(fixture) = fixture_for_peer(Podman::available()) else {
         return;
     };
-    if !Podman::available() {
-        return;
-    }
     let env = Env::new();
     env.load(&fixture).unwrap();
-    let two = env
-        .load(&write(&env, "two.tar", &{
-            let l0 = layer_tar(&[("a", b"a")]);
-            let l1 = layer_tar(&[("b", b"b")]);
-            let d = [Digest::sha256_of(&l0), Digest::sha256_of(&l1)];
-            docker_archive(&[gzip(&l0), l1], &d, &["berth-test/two:1"]).0
-        }))
-        .unwrap();
+    let l0 = layer_tar(&[("a", b"a")]);
+    let l1 = layer_tar(&[("b", b"b")]);
+    let d = [Digest::sha256_of(&l0), Digest::sha256_of(&l1)];
+    let (two, _) = docker_archive(&[gzip(&l0), l1], &d, &["berth-test/two:1"]);
+    let two = env.load_bytes("two.tar", &two).unwrap();
     let ours = env.path("for-podman.tar");
-    archive::save_docker_archive(
-        &env.store,
+    env.save_docker(
         &[env.save_image(BUSYBOX), env.save_image("berth-test/two:1")],
-        std::fs::File::create(&ours).unwrap(),
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+        &ours,
+    );
     let p = Podman::new();
     let out = p.run(&["load", "-i", ours.to_str().unwrap()]);
     assert!(out.contains("busybox:latest"), "{out}");
@@ -1493,21 +1326,9 @@ fn podman_interop() {
             two.images[0].diff_ids.clone(),
         ),
     ] {
-        let id = p.run(&["image", "inspect", "--format", "{{.Id}}", name]);
+        let (id, layers) = inspect(|args| p.run(args), name);
         assert_eq!(format!("sha256:{id}"), config, "{name}");
-        let layers = p.run(&[
-            "image",
-            "inspect",
-            "--format",
-            "{{json .RootFS.Layers}}",
-            name,
-        ]);
-        let layers: Vec<String> = serde_json::from_str(&layers).unwrap();
-        assert_eq!(
-            layers,
-            diff_ids.iter().map(ToString::to_string).collect::<Vec<_>>(),
-            "{name}"
-        );
+        assert_eq!(layers, strings(&diff_ids), "{name}");
     }
     // podman save (docker-archive and oci-archive) → Berth.
     for format in ["docker-archive", "oci-archive"] {
@@ -1537,26 +1358,16 @@ fn podman_interop() {
 
 #[test]
 fn skopeo_and_umoci_interop() {
-    let Some(fixture) = peers::fixture("docker-archive.tar") else {
+    let Some(fixture) = fixture_for_peer(!peers::skip_without("skopeo")) else {
         return;
     };
-    if peers::skip_without("skopeo") {
-        return;
-    }
     let env = Env::new();
-    let dir = env.path("skopeo-layout");
-    let file = env.path("skopeo.oci.tar");
+    let dir = format!("oci:{}:latest", env.path("skopeo-layout").display());
+    let file = format!(
+        "oci-archive:{}:latest",
+        env.path("skopeo.oci.tar").display()
+    );
     let src = format!("docker-archive:{}", fixture.display());
-    run_ok(
-        Command::new("skopeo")
-            .args(["--insecure-policy", "copy", "--quiet", &src])
-            .arg(format!("oci:{}:latest", dir.display())),
-    );
-    run_ok(
-        Command::new("skopeo")
-            .args(["--insecure-policy", "copy", "--quiet", &src])
-            .arg(format!("oci-archive:{}:latest", file.display())),
-    );
     let options = LoadOptions {
         repository: Some("localhost/busybox".into()),
         ..LoadOptions::default()
@@ -1565,22 +1376,23 @@ fn skopeo_and_umoci_interop() {
         let env0 = Env::new();
         env0.load(&fixture).unwrap().images[0].diff_ids.clone()
     };
-    for (path, reference) in [
-        (&dir, format!("oci:{}:latest", dir.display())),
-        (&file, format!("oci-archive:{}:latest", file.display())),
+    for (path, name) in [
+        (env.path("skopeo-layout"), dir),
+        (env.path("skopeo.oci.tar"), file),
     ] {
+        peers::skopeo_copy(&[], &src, &name);
         // skopeo rewrites the config when it converts to OCI: compare with what it wrote.
-        let raw = run_ok(Command::new("skopeo").args(["inspect", "--raw", &reference]));
+        let raw = peers::skopeo_inspect(&["--raw"], &name);
         let raw: serde_json::Value = serde_json::from_str(&raw).unwrap();
         let env2 = Env::new();
-        let r = env2.load_with(path, &options).unwrap();
+        let r = env2.load_with(&path, &options).unwrap();
         let image = &r.images[0];
         assert_eq!(
             image.config.to_string(),
             raw["config"]["digest"].as_str().unwrap(),
-            "{reference}"
+            "{name}"
         );
-        assert_eq!(image.diff_ids, fixture_diff_ids, "{reference}");
+        assert_eq!(image.diff_ids, fixture_diff_ids, "{name}");
         assert_eq!(image.names, vec!["localhost/busybox:latest".to_owned()]);
     }
 
@@ -1588,65 +1400,42 @@ fn skopeo_and_umoci_interop() {
     env.load(&fixture).unwrap();
     let image = env.save_image(BUSYBOX);
     let ours = env.path("berth-layout");
-    let report = archive::save_oci_layout(
-        &env.store,
-        std::slice::from_ref(&image),
-        &ours,
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
+    let report = env
+        .save_layout(std::slice::from_ref(&image), &ours)
+        .unwrap();
     let digest = report.manifests[0].digest.to_string();
     let ours_tar = env.path("berth.oci.tar");
-    archive::save_oci_archive(
-        &env.store,
-        &[image],
-        std::fs::File::create(&ours_tar).unwrap(),
-        &SaveOptions::default(),
-        &NoProgress,
-    )
-    .unwrap();
-    for reference in [
+    env.save_oci_archive(&[image], &ours_tar);
+    for name in [
         format!("oci:{}:latest", ours.display()),
         format!("oci-archive:{}:latest", ours_tar.display()),
     ] {
-        let out = run_ok(Command::new("skopeo").args(["inspect", &reference]));
+        let out = peers::skopeo_inspect(&[], &name);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        assert_eq!(v["Digest"], digest.as_str(), "{reference}");
-        let config = run_ok(Command::new("skopeo").args(["inspect", "--config", &reference]));
+        assert_eq!(v["Digest"], digest.as_str(), "{name}");
+        let config = peers::skopeo_inspect(&["--config"], &name);
         let config: serde_json::Value = serde_json::from_str(&config).unwrap();
         // The layer is stored uncompressed: its digest is its diff ID.
-        assert_eq!(
-            config["rootfs"]["diff_ids"][0], v["Layers"][0],
-            "{reference}"
-        );
+        assert_eq!(config["rootfs"]["diff_ids"][0], v["Layers"][0], "{name}");
         // A full copy verifies every blob.
         let copy = env.path("copy-out");
         let _ = std::fs::remove_dir_all(&copy);
-        run_ok(
-            Command::new("skopeo")
-                .args(["--insecure-policy", "copy", "--quiet", &reference])
-                .arg(format!("dir:{}", copy.display())),
-        );
+        peers::skopeo_copy(&[], &name, &format!("dir:{}", copy.display()));
     }
     if peers::skip_without("umoci") {
         return;
     }
-    let tags = run_ok(Command::new("umoci").args(["ls", "--layout"]).arg(&ours));
+    let tags = run_stdout(Command::new("umoci").args(["ls", "--layout"]).arg(&ours));
     assert_eq!(tags, "latest");
     let bundle = env.path("bundle");
-    run_ok(
+    let image = format!("{}:latest", ours.display());
+    run_stdout(
         Command::new("umoci")
-            .args(["unpack", "--image"])
-            .arg(format!("{}:latest", ours.display()))
+            .args(["unpack", "--image", &image])
             .arg(&bundle),
     );
     assert!(bundle.join("rootfs/bin/busybox").is_file());
     assert!(bundle.join("config.json").is_file());
-    let stat = run_ok(
-        Command::new("umoci")
-            .args(["stat", "--image"])
-            .arg(format!("{}:latest", ours.display())),
-    );
+    let stat = run_stdout(Command::new("umoci").args(["stat", "--image", &image]));
     assert!(stat.contains("LAYER"), "{stat}");
 }

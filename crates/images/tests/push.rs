@@ -4,63 +4,35 @@
 //! temporary directory).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[allow(dead_code)]
 mod support;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 
 use berth_errdefs::{ErrorKind, HasKind};
 use berth_images::content::{ContentStore, LocalStore};
 use berth_images::digest::Digest;
 use berth_images::manifest::{media_type, Descriptor, Format, Index, Manifest, Platform};
-use berth_images::progress::{NoProgress, ProgressState};
+use berth_images::progress::{NoProgress, ProgressSink, ProgressState};
 use berth_images::push::{push_image, PushError, PushOptions, PushResult};
-use berth_images::reference::Reference;
-use berth_images::registry::{
-    Anonymous, Client, Credentials, ManifestRef, PushOutcome, Repository, StaticCredentials,
-};
-use support::registry::{Auth, Options, Registry};
+use berth_images::registry::{Client, ManifestRef, PushOutcome, Repository};
+use support::image::{fetch, get_tagged, tagged};
+use support::peers::{self, Podman};
+use support::registry::Registry;
 use support::token::TokenServer;
-use support::{test_config, Recorder};
+use support::{anonymous_client, basic, blob_path, client_with, reference, Recorder};
 
-macro_rules! require_registry {
-    () => {
-        if !Registry::available() {
-            eprintln!("skipping: {} is not installed", support::registry::BINARY);
-            return;
-        }
-    };
-}
-
-macro_rules! require_fixture {
-    () => {
-        match fixture_layout() {
-            Some(layout) => layout,
-            None => return,
-        }
-    };
-}
-
-/// The busybox OCI layout fixture, or `None` (with a loud message) when it is missing.
-fn fixture_layout() -> Option<PathBuf> {
-    let fixtures =
-        std::env::var("BERTH_FIXTURES").unwrap_or_else(|_| "/var/cache/berth-fixtures".into());
-    let layout = Path::new(&fixtures).join("busybox/oci");
-    if layout.join("index.json").exists() {
-        Some(layout)
-    } else {
-        eprintln!(
-            "SKIPPING: fixture {} is missing (build it with tests/fixtures/build-images.sh)",
-            layout.display()
-        );
-        None
+/// The busybox OCI layout fixture, or `None` (after a loud skip line) when it or
+/// `docker-registry` is missing.
+fn busybox_layout() -> Option<PathBuf> {
+    if Registry::missing() {
+        return None;
     }
+    support::fixture("busybox/oci")
 }
 
-/// A content store in a temporary directory with the fixture's blobs loaded; returns
-/// the digest of the image manifest the layout's index names.
+/// A content store in a temporary directory with the fixture's blobs loaded, and the
+/// digests of the image manifest the layout's index names, its config and its layer.
 struct Loaded {
     _dir: tempfile::TempDir,
     root: PathBuf,
@@ -73,10 +45,7 @@ struct Loaded {
 /// A tiny OCI-layout loader: every blob of `layout` goes into a fresh store (verified
 /// against its file name by the store), and the manifest is the index's first entry.
 fn load(layout: &Path) -> Loaded {
-    let dir = tempfile::Builder::new()
-        .prefix("berth-test-push-store-")
-        .tempdir()
-        .unwrap();
+    let dir = support::tmpdir("push-store");
     let root = dir.path().join("content");
     let store = LocalStore::open(&root).unwrap();
     for alg in ["sha256", "sha512"] {
@@ -92,9 +61,7 @@ fn load(layout: &Path) -> Loaded {
                 .unwrap();
         }
     }
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
-    let manifest = Digest::parse(index["manifests"][0]["digest"].as_str().unwrap()).unwrap();
+    let manifest = support::layout_manifest(layout);
     let m: Manifest =
         serde_json::from_slice(&store.read_to_vec(&manifest, 1 << 20).unwrap()).unwrap();
     Loaded {
@@ -107,77 +74,98 @@ fn load(layout: &Path) -> Loaded {
     }
 }
 
-fn anonymous_client() -> Client {
-    Client::new(test_config(), Arc::new(Anonymous))
+impl Loaded {
+    /// Pushes the fixture's image to `image`.
+    async fn push(&self, client: &Client, image: &str) -> Result<PushResult, PushError> {
+        self.push_with(client, image, PushOptions::default()).await
+    }
+
+    async fn push_with(
+        &self,
+        client: &Client,
+        image: &str,
+        options: PushOptions,
+    ) -> Result<PushResult, PushError> {
+        self.push_target(client, &self.manifest, image, options, Arc::new(NoProgress))
+            .await
+    }
+
+    /// Pushes the manifest or index `target` of the store to `image`.
+    async fn push_target(
+        &self,
+        client: &Client,
+        target: &Digest,
+        image: &str,
+        options: PushOptions,
+        progress: Arc<dyn ProgressSink>,
+    ) -> Result<PushResult, PushError> {
+        push_image(
+            client,
+            &self.store,
+            target,
+            &reference(image),
+            options,
+            progress,
+        )
+        .await
+    }
+
+    /// Pushes the fixture's image to `image`, recording progress; checks that every
+    /// blob went through `states`.
+    async fn push_recorded(
+        &self,
+        client: &Client,
+        image: &str,
+        options: PushOptions,
+        states: &[ProgressState],
+    ) -> (PushResult, Arc<Recorder>) {
+        let recorder = Recorder::new();
+        let result = self
+            .push_target(client, &self.manifest, image, options, recorder.clone())
+            .await
+            .unwrap();
+        for blob in &result.blobs {
+            assert_eq!(recorder.states(&blob.digest), states, "{image}");
+        }
+        (result, recorder)
+    }
+
+    /// Flips one byte in the middle of a stored blob (same size, wrong digest; blobs
+    /// are 0444, root may still write them).
+    fn corrupt(&self, digest: &Digest) {
+        let path = blob_path(&self.root, digest);
+        let mut data = std::fs::read(&path).unwrap();
+        let mid = data.len() / 2;
+        data[mid] ^= 0x55;
+        std::fs::write(&path, &data).unwrap();
+    }
 }
 
-fn client_with(host: &str, credentials: Credentials) -> Client {
-    Client::new(
-        test_config(),
-        Arc::new(StaticCredentials::new().with(host, credentials)),
-    )
-}
-
-fn reference(s: &str) -> Reference {
-    Reference::parse_normalized(s).unwrap()
+/// Options that offer the blobs of `images` for cross-repository mounts.
+fn mount_from(images: &[&str]) -> PushOptions {
+    PushOptions {
+        mount_from: images.iter().map(|i| reference(i)).collect(),
+        ..PushOptions::default()
+    }
 }
 
 fn outcomes(result: &PushResult) -> Vec<PushOutcome> {
     result.blobs.iter().map(|b| b.outcome).collect()
 }
 
-/// The state sequence each blob went through.
-fn states(recorder: &Recorder, digest: &Digest) -> Vec<ProgressState> {
-    let mut states: Vec<ProgressState> = recorder
-        .events()
-        .into_iter()
-        .filter(|e| e.digest == *digest)
-        .map(|e| e.state)
-        .collect();
-    states.dedup();
-    states
+/// The manifest tagged `v1` in `repo` on `host` is `manifest`; returns the repository.
+async fn assert_tagged(client: &Client, host: &str, repo: &str, manifest: &Digest) -> Repository {
+    let repo = Repository::new(host, repo).unwrap();
+    let pulled = get_tagged(client, &repo, "v1").await.unwrap();
+    assert_eq!(pulled.digest, *manifest, "{repo}");
+    repo
 }
 
-fn tool_available(name: &str) -> bool {
-    Command::new(name)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn run(cmd: &mut Command) -> String {
-    let out = cmd.output().unwrap();
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-/// The blob file of a `LocalStore` (blobs are 0444; root may still write them).
-fn store_blob_path(loaded: &Loaded, digest: &Digest) -> PathBuf {
-    loaded
-        .root
-        .join("blobs")
-        .join(digest.algorithm().as_str())
-        .join(digest.hex())
-}
-
-/// Flips one byte in the middle of a stored blob (same size, wrong digest).
-fn corrupt(loaded: &Loaded, digest: &Digest) {
-    let path = store_blob_path(loaded, digest);
-    let mut data = std::fs::read(&path).unwrap();
-    let mid = data.len() / 2;
-    data[mid] ^= 0x55;
-    std::fs::write(&path, &data).unwrap();
-}
-
-async fn assert_no_manifest(client: &Client, repo: &Repository, tag: &str) {
+async fn assert_no_manifest(client: &Client, host: &str, repo: &str, tag: &str) {
+    let repo = Repository::new(host, repo).unwrap();
     assert!(
         client
-            .head_manifest(repo, &ManifestRef::tag(tag).unwrap())
+            .head_manifest(&repo, &tagged(tag))
             .await
             .unwrap()
             .is_none(),
@@ -189,109 +177,64 @@ async fn assert_no_manifest(client: &Client, repo: &Repository, tag: &str) {
 /// `skopeo inspect` must report the same digest.
 fn skopeo_pull_and_inspect(image: &str, expected: &Digest, scratch: &Path, all: bool) {
     let out = scratch.join(format!("skopeo-{}", expected.hex()));
-    let mut copy = Command::new("skopeo");
-    copy.args([
-        "--insecure-policy",
-        "copy",
-        "--quiet",
-        "--preserve-digests",
-        "--src-tls-verify=false",
-    ]);
+    let mut options = vec!["--preserve-digests", "--src-tls-verify=false"];
     if all {
-        copy.arg("--all");
+        options.push("--all");
     }
-    run(copy
-        .arg(format!("docker://{image}"))
-        .arg(format!("oci:{}:pulled", out.display()))
-        .env("TMPDIR", scratch));
-    let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("index.json")).unwrap()).unwrap();
-    assert_eq!(
-        index["manifests"][0]["digest"].as_str().unwrap(),
-        expected.to_string()
+    peers::skopeo_copy(
+        &options,
+        &format!("docker://{image}"),
+        &format!("oci:{}:pulled", out.display()),
     );
-    let inspect = run(Command::new("skopeo")
-        .args(["inspect", "--tls-verify=false", "--raw"])
-        .arg(format!("docker://{image}"))
-        .env("TMPDIR", scratch));
-    assert_eq!(Digest::sha256_of(inspect.as_bytes()), *expected);
+    assert_eq!(support::layout_manifest(&out), *expected);
+    let image = format!("docker://{image}");
+    let raw = peers::skopeo_inspect(&["--tls-verify=false", "--raw"], &image);
+    assert_eq!(Digest::sha256_of(raw.as_bytes()), *expected);
     if !all {
-        let inspect = run(Command::new("skopeo")
-            .args(["inspect", "--tls-verify=false"])
-            .arg(format!("docker://{image}"))
-            .env("TMPDIR", scratch));
+        let inspect = peers::skopeo_inspect(&["--tls-verify=false"], &image);
         let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
         assert_eq!(v["Digest"].as_str().unwrap(), expected.to_string());
     }
 }
 
-/// Pulls `image` with podman into private storage under `scratch` and checks the digest
-/// podman records. Skips loudly when podman is missing.
-fn podman_pull(image: &str, expected: &Digest, scratch: &Path) {
-    if !tool_available("podman") {
-        eprintln!("SKIPPING the podman check: podman is not installed");
+/// Pulls `image` with podman into private storage and checks the digest podman
+/// records. Skips loudly when podman is missing.
+fn podman_pull(image: &str, expected: &Digest) {
+    if !Podman::available() {
         return;
     }
-    let base = scratch.join("podman");
-    for d in ["root", "runroot", "tmp"] {
-        std::fs::create_dir_all(base.join(d)).unwrap();
-    }
-    let podman = || {
-        let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(base.join("root"))
-            .arg("--runroot")
-            .arg(base.join("runroot"))
-            .arg("--tmpdir")
-            .arg(base.join("tmp"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--events-backend",
-                "none",
-                "--cgroup-manager",
-                "cgroupfs",
-            ])
-            .env("TMPDIR", base.join("tmp"));
-        c
-    };
-    run(podman().args(["pull", "--quiet", "--tls-verify=false", image]));
-    let digest = run(podman().args(["image", "inspect", "--format", "{{.Digest}}", image]));
-    assert_eq!(digest.trim(), expected.to_string());
-    // Unmounts nothing (vfs) but releases podman's locks and state before the directory goes.
-    let _ = podman().args(["rmi", "--all", "--force"]).output();
+    let podman = Podman::new();
+    podman.run(&["pull", "--quiet", "--tls-verify=false", image]);
+    let digest = podman.run(&["image", "inspect", "--format", "{{.Digest}}", image]);
+    assert_eq!(digest, expected.to_string());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_busybox_pull_back_with_peers_mount_and_repush() {
-    require_registry!();
-    let layout = require_fixture!();
+    let Some(layout) = busybox_layout() else {
+        return;
+    };
     let loaded = load(&layout);
-    let registry = Registry::start(Options {
-        auth: Auth::None,
-        tls: None,
-        client_ca: None,
-    });
+    let registry = Registry::anonymous();
     let host = registry.host();
     let client = anonymous_client();
-    let scratch = tempfile::Builder::new()
-        .prefix("berth-test-push-")
-        .tempdir()
-        .unwrap();
+    let scratch = support::tmpdir("push");
+    let skopeo = !peers::skip_without("skopeo");
 
     // First push: everything is uploaded; each blob goes Waiting → Uploading → Done.
     let image = format!("{host}/berth/busybox:v1");
-    let recorder = Recorder::new();
-    let result = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&image),
-        PushOptions::default(),
-        recorder.clone(),
-    )
-    .await
-    .unwrap();
+    let (result, recorder) = loaded
+        .push_recorded(
+            &client,
+            &image,
+            PushOptions::default(),
+            &[
+                ProgressState::Waiting,
+                ProgressState::Uploading,
+                ProgressState::Done,
+            ],
+        )
+        .await;
     assert_eq!(result.digest, loaded.manifest);
     assert_eq!(
         result.size,
@@ -302,14 +245,6 @@ async fn push_busybox_pull_back_with_peers_mount_and_repush() {
     assert_eq!(blobs, [&loaded.config, &loaded.layer]);
     assert_eq!(outcomes(&result), [PushOutcome::Uploaded; 2]);
     for blob in &result.blobs {
-        assert_eq!(
-            states(&recorder, &blob.digest),
-            [
-                ProgressState::Waiting,
-                ProgressState::Uploading,
-                ProgressState::Done
-            ]
-        );
         let last_upload = recorder
             .events()
             .into_iter()
@@ -320,139 +255,96 @@ async fn push_busybox_pull_back_with_peers_mount_and_repush() {
     }
 
     // Peers pull it back and agree on the digest.
-    if tool_available("skopeo") {
+    if skopeo {
         skopeo_pull_and_inspect(&image, &loaded.manifest, scratch.path(), false);
-    } else {
-        eprintln!("SKIPPING the skopeo checks: skopeo is not installed");
     }
-    podman_pull(&image, &loaded.manifest, scratch.path());
+    podman_pull(&image, &loaded.manifest);
 
-    // Second push of the same image: nothing moves.
-    let recorder = Recorder::new();
-    let again = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/berth/busybox:v2")),
-        PushOptions::default(),
-        recorder.clone(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(outcomes(&again), [PushOutcome::AlreadyExists; 2]);
-    for blob in &again.blobs {
-        assert_eq!(
-            states(&recorder, &blob.digest),
-            [ProgressState::Waiting, ProgressState::AlreadyExists]
-        );
-    }
-
-    // Cross-repository mount into a new repository.
-    let recorder = Recorder::new();
-    let mounted = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/berth/mounted:v1")),
-        PushOptions {
-            mount_from: vec![reference(&image)],
-            ..PushOptions::default()
-        },
-        recorder.clone(),
-    )
-    .await
-    .unwrap();
-    assert_eq!(outcomes(&mounted), [PushOutcome::Mounted; 2]);
-    for blob in &mounted.blobs {
-        assert_eq!(
-            states(&recorder, &blob.digest),
-            [ProgressState::Waiting, ProgressState::AlreadyExists]
-        );
+    // Second push of the same image: nothing moves. A cross-repository mount into a new
+    // repository moves nothing either.
+    let nothing_moves = [ProgressState::Waiting, ProgressState::AlreadyExists];
+    for (target, options, outcome) in [
+        (
+            "berth/busybox:v2",
+            PushOptions::default(),
+            PushOutcome::AlreadyExists,
+        ),
+        (
+            "berth/mounted:v1",
+            mount_from(&[&image]),
+            PushOutcome::Mounted,
+        ),
+    ] {
+        let target = format!("{host}/{target}");
+        let (result, _) = loaded
+            .push_recorded(&client, &target, options, &nothing_moves)
+            .await;
+        assert_eq!(outcomes(&result), [outcome; 2], "{target}");
     }
     // Several candidates (one on another registry, one without the blobs): the one that
-    // has them is found.
-    let picky = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/berth/mounted2:v1")),
-        PushOptions {
-            mount_from: vec![
-                reference("127.0.0.2:1/berth/busybox:v1"),
-                reference(&format!("{host}/berth/empty:v1")),
-                reference(&format!("{host}/berth/mounted:v1")),
+    // has them is found. A candidate that lacks the blobs: the registry declines and the
+    // bytes are uploaded.
+    let empty = format!("{host}/berth/empty:v1");
+    for (target, candidates, outcome) in [
+        (
+            "berth/mounted2:v1",
+            vec![
+                "127.0.0.2:1/berth/busybox:v1".to_owned(),
+                empty.clone(),
+                format!("{host}/berth/mounted:v1"),
             ],
-            ..PushOptions::default()
-        },
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
-    assert_eq!(outcomes(&picky), [PushOutcome::Mounted; 2]);
-    // A candidate that lacks the blobs: the registry declines and the bytes are uploaded.
-    let declined = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/berth/uploaded:v1")),
-        PushOptions {
-            mount_from: vec![reference(&format!("{host}/berth/empty:v1"))],
-            ..PushOptions::default()
-        },
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
-    assert_eq!(outcomes(&declined), [PushOutcome::Uploaded; 2]);
+            PushOutcome::Mounted,
+        ),
+        (
+            "berth/uploaded:v1",
+            vec![empty.clone()],
+            PushOutcome::Uploaded,
+        ),
+    ] {
+        let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+        let result = loaded
+            .push_with(
+                &client,
+                &format!("{host}/{target}"),
+                mount_from(&candidates),
+            )
+            .await
+            .unwrap();
+        assert_eq!(outcomes(&result), [outcome; 2], "{target}");
+    }
 
     // Chunked upload (64 KiB chunks: the 1 MiB layer takes 16), then pull it back.
     let chunked_image = format!("{host}/berth/chunked:v1");
-    let chunked = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&chunked_image),
-        PushOptions {
-            chunked: Some(64 * 1024),
-            concurrency: 1,
-            ..PushOptions::default()
-        },
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
-    assert_eq!(outcomes(&chunked), [PushOutcome::Uploaded; 2]);
-    let repo = Repository::new(&host, "berth/chunked").unwrap();
-    let pulled = client
-        .get_manifest(&repo, &ManifestRef::tag("v1").unwrap())
+    let options = PushOptions {
+        chunked: Some(64 * 1024),
+        concurrency: 1,
+        ..PushOptions::default()
+    };
+    let chunked = loaded
+        .push_with(&client, &chunked_image, options)
         .await
         .unwrap();
-    assert_eq!(pulled.digest, loaded.manifest);
+    assert_eq!(outcomes(&chunked), [PushOutcome::Uploaded; 2]);
+    let repo = assert_tagged(&client, &host, "berth/chunked", &loaded.manifest).await;
     for blob in &chunked.blobs {
-        let data = client
-            .fetch_blob(&repo, &blob.digest, blob.size, Arc::new(NoProgress))
-            .await
-            .unwrap()
-            .collect()
+        let data = fetch(&client, &repo, &blob.digest, blob.size)
             .await
             .unwrap();
-        assert!(data.as_ref() == std::fs::read(store_blob_path(&loaded, &blob.digest)).unwrap());
+        let stored = std::fs::read(blob_path(&loaded.root, &blob.digest)).unwrap();
+        assert!(data.as_ref() == stored);
     }
-    if tool_available("skopeo") {
+    if skopeo {
         skopeo_pull_and_inspect(&chunked_image, &loaded.manifest, scratch.path(), false);
     }
 
     // By digest only: the manifest is there under its digest, no tag is made.
-    let by_digest = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/berth/bydigest@{}", loaded.manifest)),
-        PushOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
+    let by_digest = loaded
+        .push(
+            &client,
+            &format!("{host}/berth/bydigest@{}", loaded.manifest),
+        )
+        .await
+        .unwrap();
     assert_eq!(by_digest.digest, loaded.manifest);
     let repo = Repository::new(&host, "berth/bydigest").unwrap();
     assert!(client
@@ -467,16 +359,10 @@ async fn push_busybox_pull_back_with_peers_mount_and_repush() {
         .unwrap_or(true));
     // A target digest that is not the manifest's is refused before anything moves.
     let other = Digest::sha256_of(b"other");
-    let e = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/berth/wrong@{other}")),
-        PushOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap_err();
+    let e = loaded
+        .push(&client, &format!("{host}/berth/wrong@{other}"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, PushError::TargetDigestMismatch { .. }), "{e}");
     assert_eq!(e.kind(), ErrorKind::InvalidArgument);
     drop(registry);
@@ -525,31 +411,23 @@ fn add_index(loaded: &Loaded) -> (Digest, Vec<Digest>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_index_children_first() {
-    require_registry!();
-    let layout = require_fixture!();
+    let Some(layout) = busybox_layout() else {
+        return;
+    };
     let loaded = load(&layout);
     let (index, children) = add_index(&loaded);
-    let registry = Registry::start(Options {
-        auth: Auth::None,
-        tls: None,
-        client_ca: None,
-    });
+    let registry = Registry::anonymous();
     let host = registry.host();
     let client = anonymous_client();
     let image = format!("{host}/berth/multi:v1");
-    let result = push_image(
-        &client,
-        &loaded.store,
-        &index,
-        &reference(&image),
-        PushOptions {
-            concurrency: 4,
-            ..PushOptions::default()
-        },
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
+    let options = PushOptions {
+        concurrency: 4,
+        ..PushOptions::default()
+    };
+    let result = loaded
+        .push_target(&client, &index, &image, options, Arc::new(NoProgress))
+        .await
+        .unwrap();
     assert_eq!(result.digest, index);
     assert_eq!(
         result.manifests,
@@ -557,10 +435,7 @@ async fn push_index_children_first() {
     );
     assert_eq!(outcomes(&result), [PushOutcome::Uploaded; 4]);
     let repo = Repository::new(&host, "berth/multi").unwrap();
-    let top = client
-        .get_manifest(&repo, &ManifestRef::tag("v1").unwrap())
-        .await
-        .unwrap();
+    let top = get_tagged(&client, &repo, "v1").await.unwrap();
     assert_eq!(top.digest, index);
     assert_eq!(top.media_type.as_deref(), Some(media_type::OCI_INDEX));
     for child in &children {
@@ -570,11 +445,8 @@ async fn push_index_children_first() {
             .unwrap();
         assert_eq!(m.media_type.as_deref(), Some(media_type::OCI_MANIFEST));
     }
-    if tool_available("skopeo") {
-        let scratch = tempfile::Builder::new()
-            .prefix("berth-test-push-")
-            .tempdir()
-            .unwrap();
+    if !peers::skip_without("skopeo") {
+        let scratch = support::tmpdir("push");
         skopeo_pull_and_inspect(&image, &index, scratch.path(), true);
     }
     drop(registry);
@@ -582,98 +454,48 @@ async fn push_index_children_first() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn push_with_bearer_tokens() {
-    require_registry!();
-    let layout = require_fixture!();
+    let Some(layout) = busybox_layout() else {
+        return;
+    };
     let loaded = load(&layout);
-    let dir = tempfile::tempdir().unwrap();
+    let dir = support::tmpdir("push-tokens");
     let tokens = TokenServer::start(dir.path()).await;
-    let registry = Registry::start(Options {
-        auth: Auth::Token {
-            realm: tokens.realm.clone(),
-            cert: tokens.cert_path.clone(),
-        },
-        tls: None,
-        client_ca: None,
-    });
+    let registry = Registry::with_tokens(&tokens);
     let host = registry.host();
-    let alice = client_with(
-        &host,
-        Credentials::Basic {
-            username: "alice".into(),
-            password: "alice-pw".into(),
-        },
-    );
-    let result = push_image(
-        &alice,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/public/busybox:v1")),
-        PushOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
+    let alice = client_with(&host, basic("alice", "alice-pw"));
+    let public = format!("{host}/public/busybox:v1");
+    let result = loaded.push(&alice, &public).await.unwrap();
     assert_eq!(outcomes(&result), [PushOutcome::Uploaded; 2]);
     assert!(tokens.issued() > 0);
     // Mount into a private repository (token for push on it and pull on the source).
-    let mounted = push_image(
-        &alice,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/private/busybox:v1")),
-        PushOptions {
-            mount_from: vec![reference(&format!("{host}/public/busybox:v1"))],
-            ..PushOptions::default()
-        },
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
-    assert_eq!(outcomes(&mounted), [PushOutcome::Mounted; 2]);
-    let repo = Repository::new(&host, "private/busybox").unwrap();
-    let pulled = alice
-        .get_manifest(&repo, &ManifestRef::tag("v1").unwrap())
+    let mounted = loaded
+        .push_with(
+            &alice,
+            &format!("{host}/private/busybox:v1"),
+            mount_from(&[&public]),
+        )
         .await
         .unwrap();
-    assert_eq!(pulled.digest, loaded.manifest);
+    assert_eq!(outcomes(&mounted), [PushOutcome::Mounted; 2]);
+    assert_tagged(&alice, &host, "private/busybox", &loaded.manifest).await;
 
     // bob may pull but not push: refused, nothing put.
-    let bob = client_with(
-        &host,
-        Credentials::Basic {
-            username: "bob".into(),
-            password: "bob-pw".into(),
-        },
-    );
-    let e = push_image(
-        &bob,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/private/bob:v1")),
-        PushOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap_err();
+    let bob = client_with(&host, basic("bob", "bob-pw"));
+    let e = loaded
+        .push(&bob, &format!("{host}/private/bob:v1"))
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::PermissionDenied, "{e}");
-    assert_no_manifest(
-        &alice,
-        &Repository::new(&host, "private/bob").unwrap(),
-        "v1",
-    )
-    .await;
+    assert_no_manifest(&alice, &host, "private/bob", "v1").await;
     drop(registry);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn corrupt_or_missing_local_blobs_are_refused() {
-    require_registry!();
-    let layout = require_fixture!();
-    let registry = Registry::start(Options {
-        auth: Auth::None,
-        tls: None,
-        client_ca: None,
-    });
+    let Some(layout) = busybox_layout() else {
+        return;
+    };
+    let registry = Registry::anonymous();
     let host = registry.host();
     let client = anonymous_client();
 
@@ -681,27 +503,25 @@ async fn corrupt_or_missing_local_blobs_are_refused() {
     // uploads stop before the registry commits it, and no manifest is put.
     for (name, chunked) in [("mono", None), ("chunked", Some(64 * 1024))] {
         let loaded = load(&layout);
-        corrupt(&loaded, &loaded.layer);
-        let e = push_image(
-            &client,
-            &loaded.store,
-            &loaded.manifest,
-            &reference(&format!("{host}/corrupt/{name}:v1")),
-            PushOptions {
-                chunked,
-                ..PushOptions::default()
-            },
-            Arc::new(NoProgress),
-        )
-        .await
-        .unwrap_err();
+        loaded.corrupt(&loaded.layer);
+        let options = PushOptions {
+            chunked,
+            ..PushOptions::default()
+        };
+        let e = loaded
+            .push_with(&client, &format!("{host}/corrupt/{name}:v1"), options)
+            .await
+            .unwrap_err();
         assert!(matches!(e, PushError::CorruptBlob { .. }), "{e}");
         assert_eq!(e.kind(), ErrorKind::FailedPrecondition);
         assert!(e.to_string().contains(&loaded.layer.to_string()), "{e}");
-        let repo = Repository::new(&host, &format!("corrupt/{name}")).unwrap();
-        assert_no_manifest(&client, &repo, "v1").await;
+        let repo = format!("corrupt/{name}");
+        assert_no_manifest(&client, &host, &repo, "v1").await;
         assert_eq!(
-            client.blob_exists(&repo, &loaded.layer).await.unwrap(),
+            client
+                .blob_exists(&Repository::new(&host, &repo).unwrap(), &loaded.layer)
+                .await
+                .unwrap(),
             None,
             "the corrupt layer was committed"
         );
@@ -709,63 +529,30 @@ async fn corrupt_or_missing_local_blobs_are_refused() {
 
     // A corrupt manifest is refused before anything moves.
     let loaded = load(&layout);
-    corrupt(&loaded, &loaded.manifest);
-    let e = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/corrupt/manifest:v1")),
-        PushOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap_err();
+    loaded.corrupt(&loaded.manifest);
+    let e = loaded
+        .push(&client, &format!("{host}/corrupt/manifest:v1"))
+        .await
+        .unwrap_err();
     assert!(matches!(e, PushError::CorruptManifest { .. }), "{e}");
 
     // A layer missing from the store: refused where the registry lacks it, fine where
     // the registry has it.
     let loaded = load(&layout);
-    let good = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/missing/has:v1")),
-        PushOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
+    let push = |repo: &str| {
+        let (loaded, client) = (&loaded, &client);
+        let image = format!("{host}/missing/{repo}");
+        async move { loaded.push(client, &image).await }
+    };
+    let good = push("has:v1").await.unwrap();
     assert_eq!(outcomes(&good), [PushOutcome::Uploaded; 2]);
     loaded.store.delete(&loaded.layer).unwrap();
-    let e = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/missing/lacks:v1")),
-        PushOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap_err();
+    let e = push("lacks:v1").await.unwrap_err();
     assert!(matches!(e, PushError::BlobNotFound { .. }), "{e}");
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains(&loaded.layer.to_string()), "{e}");
-    assert_no_manifest(
-        &client,
-        &Repository::new(&host, "missing/lacks").unwrap(),
-        "v1",
-    )
-    .await;
-    let again = push_image(
-        &client,
-        &loaded.store,
-        &loaded.manifest,
-        &reference(&format!("{host}/missing/has:v2")),
-        PushOptions::default(),
-        Arc::new(NoProgress),
-    )
-    .await
-    .unwrap();
+    assert_no_manifest(&client, &host, "missing/lacks", "v1").await;
+    let again = push("has:v2").await.unwrap();
     assert_eq!(outcomes(&again), [PushOutcome::AlreadyExists; 2]);
     drop(registry);
 }

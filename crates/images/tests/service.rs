@@ -12,12 +12,11 @@
 //! skip that step loudly when none is found.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-#[allow(dead_code)]
 mod support;
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,21 +28,21 @@ use berth_errdefs::{ErrorKind, HasKind};
 use berth_images::content::{ContentStore, LocalStore};
 use berth_images::digest::Digest;
 use berth_images::manifest::media_type::{
-    OCI_CONFIG, OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, OCI_MANIFEST,
+    OCI_INDEX, OCI_LAYER_GZIP, OCI_LAYER_TAR, OCI_LAYER_ZSTD, OCI_MANIFEST,
 };
 use berth_images::manifest::Platform;
 use berth_images::progress::{NoProgress, Progress, ProgressSink, ProgressState};
-use berth_images::reference::Reference;
-use berth_images::registry::{Anonymous, Client, ManifestRef, PushBlobOptions, Repository};
+use berth_images::registry::{Anonymous, Repository};
 use berth_images::service::{
-    CommitOptions, ImageService, RemoveOutcome, ServiceConfig, ServiceError,
+    CommitOptions, Image, ImageService, RemoveOutcome, ServiceConfig, ServiceError,
 };
-use berth_images::snapshot::{self, Mount, OverlayOptions, OverlaySnapshotter, Snapshotter};
-use bytes::Bytes;
+use berth_images::snapshot::{OverlayOptions, OverlaySnapshotter, Snapshotter};
+use support::image::{put_manifest, tagged, TestImage};
 use support::image_registry::{BlobMode, FakeRepo, ImageRegistry};
-use support::registry::{Auth, Options, Registry};
-use support::{test_config, Recorder};
-use tar::EntryType;
+use support::peers::{self, run_stdout};
+use support::registry::Registry;
+use support::tarball::{self, Tar};
+use support::{anonymous_client, bytes as noise, reference, test_config, Mounted, Recorder};
 
 const ENV_CHILD_ROOT: &str = "BERTH_SERVICE_CHILD_ROOT";
 const ENV_CHILD_REF: &str = "BERTH_SERVICE_CHILD_REF";
@@ -52,33 +51,22 @@ static COUNTER: AtomicUsize = AtomicUsize::new(0);
 
 // ---------------------------------------------------------------------------- helpers
 
-fn is_root() -> bool {
-    rustix::process::geteuid().is_root()
+/// True (after a loud skip line) unless running as root.
+fn skip_unless_root() -> bool {
+    support::skip_unless_root("overlay mounts, ownership")
 }
 
-macro_rules! require_root {
-    () => {
-        if !is_root() {
-            eprintln!("SKIP: needs root (overlay mounts, ownership)");
-            return;
-        }
-    };
-}
-
-macro_rules! require_registry {
-    () => {
-        if !Registry::available() {
-            eprintln!("SKIP: {} is not installed", support::registry::BINARY);
-            return;
-        }
-    };
+/// The fixture `rel` for a test that runs as root with `docker-registry`, or `None`
+/// (after a loud skip line) when anything of that is missing.
+fn registry_fixture(rel: &str) -> Option<PathBuf> {
+    if skip_unless_root() || Registry::missing() {
+        return None;
+    }
+    support::fixture(rel)
 }
 
 fn tmpdir(tag: &str) -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix(&format!("berth-test-svc-{tag}-"))
-        .tempdir()
-        .unwrap()
+    support::tmpdir(&format!("svc-{tag}"))
 }
 
 fn service_config() -> ServiceConfig {
@@ -93,113 +81,42 @@ fn open(store: &Path) -> ImageService {
     ImageService::open(store, service_config()).unwrap()
 }
 
-fn reference(s: &str) -> Reference {
-    Reference::parse_normalized(s).unwrap()
+/// Pulls `name` for `platform` (`None`: the host's), without progress.
+async fn pull(
+    svc: &ImageService,
+    name: &str,
+    platform: Option<&str>,
+) -> Result<Image, ServiceError> {
+    let platform = platform.map_or_else(Platform::host, |p| Platform::parse(p).unwrap());
+    svc.pull(&reference(name), &platform, Arc::new(NoProgress))
+        .await
 }
 
-/// Mounts on creation, unmounts on drop (also when the test fails).
-struct Mounted {
-    target: PathBuf,
-    count: usize,
-}
-
-impl Mounted {
-    fn new(mounts: &[Mount], target: &Path) -> Mounted {
-        fs::create_dir_all(target).unwrap();
-        snapshot::mount(mounts, target).unwrap();
-        Mounted {
-            target: target.to_path_buf(),
-            count: mounts.len(),
-        }
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        for _ in 0..self.count {
-            if let Err(e) = snapshot::unmount(&self.target) {
-                eprintln!("unmount {}: {e}", self.target.display());
-            }
-        }
-    }
-}
-
-/// The states each blob went through, consecutive repeats folded.
-fn states(events: &[Progress], digest: &Digest) -> Vec<ProgressState> {
-    let mut out: Vec<ProgressState> = Vec::new();
-    for e in events.iter().filter(|e| e.digest == *digest) {
-        if out.last() != Some(&e.state) {
-            out.push(e.state);
-        }
-    }
-    out
-}
-
-fn fixtures() -> PathBuf {
-    PathBuf::from(
-        std::env::var("BERTH_FIXTURES").unwrap_or_else(|_| "/var/cache/berth-fixtures".into()),
-    )
-}
-
-/// The busybox OCI layout of the project's fixtures, built on first use.
-fn busybox_layout() -> Option<PathBuf> {
-    let layout = fixtures().join("busybox/oci");
-    if !layout.join("index.json").exists() {
-        let script =
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/fixtures/build-images.sh");
-        let ok = Command::new("bash")
-            .arg(script)
-            .arg("busybox")
-            .status()
-            .is_ok_and(|s| s.success());
-        if !ok || !layout.join("index.json").exists() {
-            eprintln!("SKIP: the busybox fixture could not be built");
-            return None;
-        }
-    }
-    Some(layout)
-}
-
-fn run(cmd: &str, args: &[&str]) -> String {
-    let out = Command::new(cmd)
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd} {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// Pulls `name` for the host, recording progress.
+async fn pull_recorded(svc: &ImageService, name: &str) -> (Image, Arc<Recorder>) {
+    let progress = Recorder::new();
+    let image = svc
+        .pull(&reference(name), &Platform::host(), progress.clone())
+        .await
+        .unwrap();
+    (image, progress)
 }
 
 fn skopeo_copy(from: &str, to: &str) {
-    run(
-        "skopeo",
-        &[
-            "--insecure-policy",
-            "copy",
-            "--quiet",
-            "--src-tls-verify=false",
-            "--dest-tls-verify=false",
-            from,
-            to,
-        ],
+    peers::skopeo_copy(
+        &["--src-tls-verify=false", "--dest-tls-verify=false"],
+        from,
+        to,
     );
 }
 
 /// `umoci raw unpack` of `layout:tag` into `dir`.
 fn umoci_unpack(layout: &Path, tag: &str, dir: &Path) {
-    run(
-        "umoci",
-        &[
-            "raw",
-            "unpack",
-            "--image",
-            &format!("{}:{tag}", layout.display()),
-            dir.to_str().unwrap(),
-        ],
+    run_stdout(
+        Command::new("umoci")
+            .args(["raw", "unpack", "--image"])
+            .arg(format!("{}:{tag}", layout.display()))
+            .arg(dir),
     );
 }
 
@@ -375,9 +292,10 @@ fn run_in_container(rootfs: &Path, args: &[&str]) -> Option<String> {
         .tempdir_in("/run")
         .unwrap();
     let bundle = tmpdir("bundle");
-    run(
-        bin.to_str().unwrap(),
-        &["spec", "--bundle", bundle.path().to_str().unwrap()],
+    run_stdout(
+        Command::new(&bin)
+            .args(["spec", "--bundle"])
+            .arg(bundle.path()),
     );
     let path = bundle.path().join("config.json");
     let mut config: serde_json::Value = serde_json::from_slice(&fs::read(&path).unwrap()).unwrap();
@@ -394,19 +312,13 @@ fn run_in_container(rootfs: &Path, args: &[&str]) -> Option<String> {
             COUNTER.fetch_add(1, Ordering::SeqCst)
         ),
     };
-    let out = Command::new(&bin)
-        .arg("--root")
-        .arg(state.path())
-        .args(["run", "--bundle"])
-        .arg(bundle.path())
-        .arg(&container.id)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "berth-runtime run {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = peers::run(
+        Command::new(&bin)
+            .arg("--root")
+            .arg(state.path())
+            .args(["run", "--bundle"])
+            .arg(bundle.path())
+            .arg(&container.id),
     );
     drop(container);
     Some(String::from_utf8_lossy(&out.stdout).into_owned())
@@ -414,179 +326,36 @@ fn run_in_container(rootfs: &Path, args: &[&str]) -> Option<String> {
 
 // ------------------------------------------------------------------- building images
 
-/// A layer tar built entry by entry.
-struct Tar(tar::Builder<Vec<u8>>);
-
-impl Tar {
-    fn new() -> Tar {
-        Tar(tar::Builder::new(Vec::new()))
+/// A one-file layer tar: `path` holding `data`, after its parent directory (if any).
+fn file_layer(path: &str, data: &[u8]) -> Vec<u8> {
+    let mut t = Tar::new();
+    if let Some((dir, _)) = path.rsplit_once('/') {
+        t.dir(dir, 0o755);
     }
-
-    fn entry(
-        &mut self,
-        kind: EntryType,
-        path: &str,
-        data: &[u8],
-        mode: u32,
-        owner: u64,
-        link: Option<&str>,
-    ) -> &mut Tar {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_uid(owner);
-        h.set_gid(owner);
-        h.set_mtime(1_700_000_000);
-        h.set_size(data.len() as u64);
-        if let Some(link) = link {
-            h.set_link_name(link).unwrap();
-        }
-        self.0.append_data(&mut h, path, data).unwrap();
-        self
-    }
-
-    fn dir(&mut self, path: &str, mode: u32) -> &mut Tar {
-        self.entry(EntryType::Directory, path, b"", mode, 0, None)
-    }
-
-    fn file(&mut self, path: &str, data: &[u8]) -> &mut Tar {
-        self.entry(EntryType::Regular, path, data, 0o644, 0, None)
-    }
-
-    fn symlink(&mut self, path: &str, target: &str) -> &mut Tar {
-        self.entry(EntryType::Symlink, path, b"", 0o777, 0, Some(target))
-    }
-
-    fn hardlink(&mut self, path: &str, target: &str) -> &mut Tar {
-        self.entry(EntryType::Link, path, b"", 0o644, 0, Some(target))
-    }
-
-    fn finish(self) -> Vec<u8> {
-        self.0.into_inner().unwrap()
-    }
+    t.file(path, data).bytes()
 }
 
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(data).unwrap();
-    gz.finish().unwrap()
+/// An amd64 image of gzip-compressed `layers` (uncompressed tars); `bad_diff_id` as in
+/// [`TestImage::new`].
+fn gzip_image(layers: Vec<Vec<u8>>, bad_diff_id: Option<usize>) -> TestImage {
+    TestImage::new(
+        "amd64",
+        layers.into_iter().map(|t| (OCI_LAYER_GZIP, t)).collect(),
+        bad_diff_id,
+    )
 }
 
-fn gunzip(data: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(data)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
-
-/// Pseudo-random bytes (incompressible).
-fn noise(len: usize, seed: u64) -> Vec<u8> {
-    support::bytes(len, seed)
-}
-
-/// An image made in the test: config, manifest and layer blobs.
-struct Built {
-    manifest: Vec<u8>,
-    digest: Digest,
-    config: Vec<u8>,
-    /// (media type, blob, diff ID)
-    layers: Vec<(String, Vec<u8>, Digest)>,
-}
-
-impl Built {
-    /// `layers` as (media type, uncompressed tar); `bad_diff_id` replaces the diff ID
-    /// of that layer in the config.
-    fn new(arch: &str, layers: Vec<(&str, Vec<u8>)>, bad_diff_id: Option<usize>) -> Built {
-        let layers: Vec<(String, Vec<u8>, Digest)> = layers
-            .into_iter()
-            .map(|(media, tar)| {
-                let diff_id = Digest::sha256_of(&tar);
-                let blob = match media {
-                    OCI_LAYER_GZIP => gzip(&tar),
-                    OCI_LAYER_ZSTD => zstd::encode_all(&tar[..], 3).unwrap(),
-                    _ => tar,
-                };
-                (media.to_owned(), blob, diff_id)
-            })
-            .collect();
-        let diff_ids: Vec<String> = layers
-            .iter()
-            .enumerate()
-            .map(|(i, l)| {
-                if Some(i) == bad_diff_id {
-                    Digest::sha256_of(b"not this layer").to_string()
-                } else {
-                    l.2.to_string()
-                }
-            })
-            .collect();
-        let history: Vec<serde_json::Value> = (0..layers.len())
-            .map(|i| serde_json::json!({"created": "2024-01-01T00:00:00Z", "created_by": format!("step {i}")}))
-            .collect();
-        let config = serde_json::to_vec(&serde_json::json!({
-            "architecture": arch, "os": "linux", "created": "2024-01-01T00:00:00Z",
-            "config": {"Cmd": ["sh"], "Labels": {"test": "yes"}},
-            "rootfs": {"type": "layers", "diff_ids": diff_ids},
-            "history": history,
-        }))
-        .unwrap();
-        let desc = |media: &str, data: &[u8]| serde_json::json!({"mediaType": media, "digest": Digest::sha256_of(data).to_string(), "size": data.len()});
-        let manifest = serde_json::to_vec(&serde_json::json!({
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": desc(OCI_CONFIG, &config),
-            "layers": layers.iter().map(|(m, b, _)| desc(m, b)).collect::<Vec<_>>(),
-        }))
-        .unwrap();
-        Built {
-            digest: Digest::sha256_of(&manifest),
-            manifest,
-            config,
-            layers,
-        }
-    }
-
-    fn layer_digest(&self, i: usize) -> Digest {
-        Digest::sha256_of(&self.layers[i].1)
-    }
-
-    /// Pushes blobs and manifest (under `tag`, or by digest).
-    async fn push(&self, client: &Client, repo: &Repository, tag: Option<&str>) {
-        let blobs = std::iter::once(&self.config).chain(self.layers.iter().map(|l| &l.1));
-        for blob in blobs {
-            client
-                .push_blob(
-                    repo,
-                    &Digest::sha256_of(blob),
-                    blob.len() as u64,
-                    std::io::Cursor::new(blob.clone()),
-                    &PushBlobOptions::default(),
-                    Arc::new(NoProgress),
-                )
-                .await
-                .unwrap();
-        }
-        let r = match tag {
-            Some(t) => ManifestRef::tag(t).unwrap(),
-            None => ManifestRef::Digest(self.digest.clone()),
-        };
-        client
-            .put_manifest(repo, &r, OCI_MANIFEST, Bytes::from(self.manifest.clone()))
-            .await
-            .unwrap();
-    }
-
-    /// The image as a repository of the fake registry, under `tag`.
-    fn fake_repo(&self, tag: &str) -> FakeRepo {
-        let mut repo = FakeRepo::default();
-        repo.blob(self.config.clone());
-        for l in &self.layers {
-            repo.blob(l.1.clone());
-        }
-        repo.manifest(tag, OCI_MANIFEST, self.manifest.clone());
-        repo
-    }
+/// The fake image registry serving `repos` (name, image under `tag`), every blob well
+/// except those in `modes`.
+async fn fake_registry(
+    repos: &[(&str, &TestImage, &str)],
+    modes: HashMap<Digest, BlobMode>,
+) -> ImageRegistry {
+    let repos = repos
+        .iter()
+        .map(|(name, image, tag)| ((*name).to_owned(), image.fake_repo(tag)))
+        .collect();
+    ImageRegistry::start(repos, modes).await
 }
 
 fn snapshot_names(store: &Path) -> Vec<String> {
@@ -608,17 +377,11 @@ fn assert_store_consistent(svc: &ImageService) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn busybox_pushed_by_skopeo_runs_and_matches_umoci() {
-    require_root!();
-    require_registry!();
-    let Some(layout) = busybox_layout() else {
+    let Some(layout) = registry_fixture("busybox/oci") else {
         return;
     };
     let tmp = tmpdir("busybox");
-    let registry = Registry::start(Options {
-        auth: Auth::None,
-        tls: None,
-        client_ca: None,
-    });
+    let registry = Registry::anonymous();
     let host = registry.host();
     let name = format!("{host}/library/busybox:latest");
     skopeo_copy(
@@ -627,17 +390,12 @@ async fn busybox_pushed_by_skopeo_runs_and_matches_umoci() {
     );
     let store = tmp.path().join("store");
     let svc = open(&store);
-    let busybox = reference(&name);
 
-    let progress = Recorder::new();
-    let image = svc
-        .pull(&busybox, &Platform::host(), progress.clone())
-        .await
-        .unwrap();
+    let (image, progress) = pull_recorded(&svc, &name).await;
     assert_eq!(image.layers.len(), 1);
     let layer = &image.layers[0];
     assert_eq!(
-        states(&progress.events(), &layer.digest),
+        progress.states(&layer.digest),
         [
             ProgressState::Waiting,
             ProgressState::Downloading,
@@ -646,7 +404,7 @@ async fn busybox_pushed_by_skopeo_runs_and_matches_umoci() {
             ProgressState::Done
         ]
     );
-    assert_eq!(image.repo_tags, [busybox.to_string()]);
+    assert_eq!(image.repo_tags, [reference(&name).to_string()]);
     assert_eq!(
         image.repo_digests,
         [format!("{host}/library/busybox@{}", image.target.digest)]
@@ -683,22 +441,22 @@ async fn busybox_pushed_by_skopeo_runs_and_matches_umoci() {
     }
 
     // A second pull finds every layer.
-    let again = Recorder::new();
-    svc.pull(&busybox, &Platform::host(), again.clone())
-        .await
-        .unwrap();
+    let (_, again) = pull_recorded(&svc, &name).await;
     assert_eq!(
-        states(&again.events(), &layer.digest),
+        again.states(&layer.digest),
         [ProgressState::Waiting, ProgressState::AlreadyExists]
     );
     // By digest.
-    let pinned = reference(&format!("{host}/library/busybox@{}", image.target.digest));
-    let by_digest = svc
-        .pull(&pinned, &Platform::host(), Arc::new(NoProgress))
-        .await
-        .unwrap();
+    let pinned = format!("{host}/library/busybox@{}", image.target.digest);
+    let by_digest = pull(&svc, &pinned, None).await.unwrap();
     assert_eq!(by_digest.id, image.id);
-    assert_eq!(svc.inspect(&pinned.to_string()).await.unwrap().id, image.id);
+    assert_eq!(
+        svc.inspect(&reference(&pinned).to_string())
+            .await
+            .unwrap()
+            .id,
+        image.id
+    );
     assert_eq!(svc.list().await.unwrap().len(), 1);
 
     // The unpacked tree is what skopeo + umoci make of the same image.
@@ -725,20 +483,17 @@ async fn busybox_pushed_by_skopeo_runs_and_matches_umoci() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn multi_layer_whiteouts_platforms_and_bad_diff_ids() {
-    require_root!();
-    require_registry!();
+    if skip_unless_root() || Registry::missing() {
+        return;
+    }
     let tmp = tmpdir("layers");
-    let registry = Registry::start(Options {
-        auth: Auth::None,
-        tls: None,
-        client_ca: None,
-    });
+    let registry = Registry::anonymous();
     let host = registry.host();
-    let client = Client::new(test_config(), Arc::new(Anonymous));
+    let client = anonymous_client();
     let repo = Repository::new(&host, "test/layers").unwrap();
 
-    let mut l1 = Tar::new();
-    l1.dir("a", 0o755)
+    let t1 = Tar::new()
+        .dir("a", 0o755)
         .file("a/keep", b"keep")
         .file("a/gone", b"gone")
         .dir("a/sub", 0o750)
@@ -749,10 +504,11 @@ async fn multi_layer_whiteouts_platforms_and_bad_diff_ids() {
         .dir("d", 0o755)
         .symlink("d/link", "../a/keep")
         .dir("h", 0o755)
-        .entry(EntryType::Regular, "h/orig", b"orig", 0o640, 1000, None)
-        .hardlink("h/hard", "h/orig");
-    let mut l2 = Tar::new();
-    l2.dir("a", 0o755)
+        .file_with("h/orig", b"orig", 0o640, 1000, 1000)
+        .hardlink("h/hard", "h/orig")
+        .bytes();
+    let t2 = Tar::new()
+        .dir("a", 0o755)
         .file("a/.wh.gone", b"")
         .dir("a/sub", 0o750)
         .file("a/sub/.wh.x", b"")
@@ -760,15 +516,16 @@ async fn multi_layer_whiteouts_platforms_and_bad_diff_ids() {
         .file("c/.wh..wh..opq", b"")
         .file("c/new", b"new")
         .dir("e", 0o755)
-        .file("e/f", b"f");
-    let mut l3 = Tar::new();
-    l3.dir("a", 0o755)
+        .file("e/f", b"f")
+        .bytes();
+    let t3 = Tar::new()
+        .dir("a", 0o755)
         .file("a/keep", b"keep2")
         .file(".wh.e", b"")
         .dir("d", 0o755)
-        .symlink("d/link2", "/a/keep");
-    let (t1, t2, t3) = (l1.finish(), l2.finish(), l3.finish());
-    let amd64 = Built::new(
+        .symlink("d/link2", "/a/keep")
+        .bytes();
+    let amd64 = TestImage::new(
         "amd64",
         vec![
             (OCI_LAYER_GZIP, t1.clone()),
@@ -778,35 +535,22 @@ async fn multi_layer_whiteouts_platforms_and_bad_diff_ids() {
         None,
     );
     amd64.push(&client, &repo, None).await;
-    let arm64 = Built::new("arm64", vec![], None);
+    let arm64 = TestImage::new("arm64", vec![], None);
     arm64.push(&client, &repo, None).await;
-    let entry = |b: &Built, arch: &str| serde_json::json!({"mediaType": OCI_MANIFEST, "digest": b.digest.to_string(), "size": b.manifest.len(), "platform": {"os": "linux", "architecture": arch}});
+    let entry = |b: &TestImage, arch: &str| serde_json::json!({"mediaType": OCI_MANIFEST, "digest": b.digest.to_string(), "size": b.manifest.len(), "platform": {"os": "linux", "architecture": arch}});
     let index = serde_json::to_vec(&serde_json::json!({
         "schemaVersion": 2, "mediaType": OCI_INDEX,
         "manifests": [entry(&arm64, "arm64"), entry(&amd64, "amd64")],
     }))
     .unwrap();
-    let index_digest = client
-        .put_manifest(
-            &repo,
-            &ManifestRef::tag("multi").unwrap(),
-            OCI_INDEX,
-            Bytes::from(index),
-        )
+    let index_digest = put_manifest(&client, &repo, &tagged("multi"), OCI_INDEX, &index)
         .await
         .unwrap();
 
     let store = tmp.path().join("store");
     let svc = open(&store);
     let name = format!("{host}/test/layers:multi");
-    let image = svc
-        .pull(
-            &reference(&name),
-            &Platform::parse("linux/amd64").unwrap(),
-            Arc::new(NoProgress),
-        )
-        .await
-        .unwrap();
+    let image = pull(&svc, &name, Some("linux/amd64")).await.unwrap();
     assert_eq!(image.target.digest, index_digest);
     assert_eq!(image.target.media_type, OCI_INDEX);
     assert_eq!(image.manifest_digest, amd64.digest);
@@ -874,41 +618,22 @@ async fn multi_layer_whiteouts_platforms_and_bad_diff_ids() {
     svc.remove_rootfs("layers-1").await.unwrap();
 
     // No manifest for this platform: the error says which there are.
-    let err = svc
-        .pull(
-            &reference(&name),
-            &Platform::parse("linux/s390x").unwrap(),
-            Arc::new(NoProgress),
-        )
-        .await
-        .unwrap_err();
+    let err = pull(&svc, &name, Some("linux/s390x")).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound, "{err}");
     assert!(err.to_string().contains("linux/arm64"), "{err}");
 
     // A config whose diff ID does not match layer 2: refused, nothing half done.
-    let mut b1 = Tar::new();
-    b1.file("one", b"1");
-    let mut b2 = Tar::new();
-    b2.file("two", &noise(100_000, 2));
-    let mut b3 = Tar::new();
-    b3.file("three", b"3");
-    let bad = Built::new(
-        "amd64",
+    let bad = gzip_image(
         vec![
-            (OCI_LAYER_GZIP, b1.finish()),
-            (OCI_LAYER_GZIP, b2.finish()),
-            (OCI_LAYER_GZIP, b3.finish()),
+            file_layer("one", b"1"),
+            file_layer("two", &noise(100_000, 2)),
+            file_layer("three", b"3"),
         ],
         Some(1),
     );
     let bad_repo = Repository::new(&host, "test/bad").unwrap();
     bad.push(&client, &bad_repo, Some("v1")).await;
-    let err = svc
-        .pull(
-            &reference(&format!("{host}/test/bad:v1")),
-            &Platform::host(),
-            Arc::new(NoProgress),
-        )
+    let err = pull(&svc, &format!("{host}/test/bad:v1"), None)
         .await
         .unwrap_err();
     assert!(
@@ -937,14 +662,7 @@ async fn multi_layer_whiteouts_platforms_and_bad_diff_ids() {
     assert_eq!(svc.inspect(&name).await.unwrap().id, image.id);
 
     // The other platform (no layers) under the same name.
-    let other = svc
-        .pull(
-            &reference(&name),
-            &Platform::parse("linux/arm64").unwrap(),
-            Arc::new(NoProgress),
-        )
-        .await
-        .unwrap();
+    let other = pull(&svc, &name, Some("linux/arm64")).await.unwrap();
     assert_eq!(other.platform.architecture, "arm64");
     assert!(other.layers.is_empty());
     assert_eq!(other.manifest_digest, arm64.digest);
@@ -952,36 +670,26 @@ async fn multi_layer_whiteouts_platforms_and_bad_diff_ids() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn corrupt_layers_and_schema1_are_refused() {
-    require_root!();
+    if skip_unless_root() {
+        return;
+    }
     let tmp = tmpdir("corrupt");
-    let mut l1 = Tar::new();
-    l1.file("one", &noise(50_000, 1));
-    let mut l2 = Tar::new();
-    l2.file("two", &noise(300_000, 2));
-    let mut l3 = Tar::new();
-    l3.file("three", &noise(50_000, 3));
-    let built = Built::new(
-        "amd64",
+    let built = gzip_image(
         vec![
-            (OCI_LAYER_GZIP, l1.finish()),
-            (OCI_LAYER_GZIP, l2.finish()),
-            (OCI_LAYER_GZIP, l3.finish()),
+            file_layer("one", &noise(50_000, 1)),
+            file_layer("two", &noise(300_000, 2)),
+            file_layer("three", &noise(50_000, 3)),
         ],
         None,
     );
-    let fake = ImageRegistry::start(
-        HashMap::from([("x/app".to_owned(), built.fake_repo("v1"))]),
+    let fake = fake_registry(
+        &[("x/app", &built, "v1")],
         HashMap::from([(built.layer_digest(1), BlobMode::Corrupt)]),
     )
     .await;
     let store = tmp.path().join("store");
     let svc = open(&store);
-    let err = svc
-        .pull(
-            &reference(&format!("{}/x/app:v1", fake.host())),
-            &Platform::host(),
-            Arc::new(NoProgress),
-        )
+    let err = pull(&svc, &format!("{}/x/app:v1", fake.host()), None)
         .await
         .unwrap_err();
     assert!(
@@ -1001,12 +709,7 @@ async fn corrupt_layers_and_schema1_are_refused() {
     assert!(snapshot_names(&store).is_empty());
     assert_store_consistent(&svc);
 
-    let err = svc
-        .pull(
-            &reference(&format!("{}/x/app:schema1", fake.host())),
-            &Platform::host(),
-            Arc::new(NoProgress),
-        )
+    let err = pull(&svc, &format!("{}/x/app:schema1", fake.host()), None)
         .await
         .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotImplemented, "{err}");
@@ -1048,27 +751,23 @@ async fn child_process_role() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn killed_pull_leaves_nothing_corrupt_and_resumes() {
-    require_root!();
+    if skip_unless_root() {
+        return;
+    }
     let tmp = tmpdir("kill");
     let big_file = noise(4 << 20, 7);
-    let mut l1 = Tar::new();
-    l1.dir("data", 0o755).file("data/small", b"small");
-    let mut l2 = Tar::new();
-    l2.dir("data", 0o755).file("data/big", &big_file);
-    let mut l3 = Tar::new();
-    l3.file("top", b"top");
-    let built = Built::new(
+    let built = TestImage::new(
         "amd64",
         vec![
-            (OCI_LAYER_GZIP, l1.finish()),
-            (OCI_LAYER_GZIP, l2.finish()),
-            (OCI_LAYER_TAR, l3.finish()),
+            (OCI_LAYER_GZIP, file_layer("data/small", b"small")),
+            (OCI_LAYER_GZIP, file_layer("data/big", &big_file)),
+            (OCI_LAYER_TAR, file_layer("top", b"top")),
         ],
         None,
     );
     let big = built.layer_digest(1);
-    let fake = ImageRegistry::start(
-        HashMap::from([("kill/app".to_owned(), built.fake_repo("v1"))]),
+    let fake = fake_registry(
+        &[("kill/app", &built, "v1")],
         HashMap::from([(big.clone(), BlobMode::StallOnce)]),
     )
     .await;
@@ -1160,11 +859,7 @@ async fn killed_pull_leaves_nothing_corrupt_and_resumes() {
     }
 
     // The next pull resumes the download where it stopped.
-    let progress = Recorder::new();
-    let image = svc
-        .pull(&reference(&name), &Platform::host(), progress.clone())
-        .await
-        .unwrap();
+    let (image, progress) = pull_recorded(&svc, &name).await;
     assert_eq!(image.layers.len(), 3);
     let requests: Vec<_> = fake
         .blob_requests()
@@ -1173,10 +868,7 @@ async fn killed_pull_leaves_nothing_corrupt_and_resumes() {
         .collect();
     assert_eq!(requests.len(), 2, "{requests:?}");
     assert_eq!(requests[1].range, Some(format!("bytes={offset}-")));
-    assert_eq!(
-        states(&progress.events(), &big).last(),
-        Some(&ProgressState::Done)
-    );
+    assert_eq!(progress.states(&big).last(), Some(&ProgressState::Done));
     assert_store_consistent(&svc);
     let mounts = svc.prepare_rootfs(&name, "kill-1").await.unwrap();
     let root = tmp.path().join("rootfs");
@@ -1191,34 +883,18 @@ async fn killed_pull_leaves_nothing_corrupt_and_resumes() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn containers_block_remove_and_prune_and_gc_free_space() {
-    require_root!();
+    if skip_unless_root() {
+        return;
+    }
     let tmp = tmpdir("remove");
-    let mut base = Tar::new();
-    base.dir("base", 0o755)
-        .file("base/data", &noise(200_000, 11));
-    let base = base.finish();
-    let mut one = Tar::new();
-    one.file("one", &noise(100_000, 12));
-    let mut two = Tar::new();
-    two.file("two", &noise(100_000, 13));
-    let a = Built::new(
-        "amd64",
-        vec![
-            (OCI_LAYER_GZIP, base.clone()),
-            (OCI_LAYER_GZIP, one.finish()),
-        ],
+    let base = file_layer("base/data", &noise(200_000, 11));
+    let a = gzip_image(
+        vec![base.clone(), file_layer("one", &noise(100_000, 12))],
         None,
     );
-    let b = Built::new(
-        "amd64",
-        vec![(OCI_LAYER_GZIP, base), (OCI_LAYER_GZIP, two.finish())],
-        None,
-    );
-    let fake = ImageRegistry::start(
-        HashMap::from([
-            ("app/one".to_owned(), a.fake_repo("latest")),
-            ("app/two".to_owned(), b.fake_repo("latest")),
-        ]),
+    let b = gzip_image(vec![base, file_layer("two", &noise(100_000, 13))], None);
+    let fake = fake_registry(
+        &[("app/one", &a, "latest"), ("app/two", &b, "latest")],
         HashMap::new(),
     )
     .await;
@@ -1228,18 +904,11 @@ async fn containers_block_remove_and_prune_and_gc_free_space() {
     );
     let store = tmp.path().join("store");
     let svc = open(&store);
-    let image_a = svc
-        .pull(&reference(&name_a), &Platform::host(), Arc::new(NoProgress))
-        .await
-        .unwrap();
-    let progress = Recorder::new();
-    let image_b = svc
-        .pull(&reference(&name_b), &Platform::host(), progress.clone())
-        .await
-        .unwrap();
+    let image_a = pull(&svc, &name_a, None).await.unwrap();
+    let (image_b, progress) = pull_recorded(&svc, &name_b).await;
     // The shared base layer was there already.
     assert_eq!(
-        states(&progress.events(), &b.layer_digest(0)),
+        progress.states(&b.layer_digest(0)),
         [ProgressState::Waiting, ProgressState::AlreadyExists]
     );
     assert_eq!(image_a.layers[0].chain_id, image_b.layers[0].chain_id);
@@ -1323,14 +992,11 @@ async fn containers_block_remove_and_prune_and_gc_free_space() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_pulls_and_gc_share_layers_safely() {
-    require_root!();
+    if skip_unless_root() {
+        return;
+    }
     let tmp = tmpdir("concurrent");
-    let layer = |name: &str, seed: u64| {
-        let mut t = Tar::new();
-        t.dir("l", 0o755)
-            .file(&format!("l/{name}"), &noise(300_000, seed));
-        t.finish()
-    };
+    let layer = |name: &str, seed: u64| file_layer(&format!("l/{name}"), &noise(300_000, seed));
     let shared: Vec<(&str, Vec<u8>)> = (0..3)
         .map(|i| (OCI_LAYER_GZIP, layer(&format!("shared{i}"), 20 + i)))
         .collect();
@@ -1339,17 +1005,10 @@ async fn concurrent_pulls_and_gc_share_layers_safely() {
     let mut with_b = shared;
     with_b.push((OCI_LAYER_ZSTD, layer("b", 31)));
     let (a, b) = (
-        Built::new("amd64", with_a, None),
-        Built::new("amd64", with_b, None),
+        TestImage::new("amd64", with_a, None),
+        TestImage::new("amd64", with_b, None),
     );
-    let fake = ImageRegistry::start(
-        HashMap::from([
-            ("c/a".to_owned(), a.fake_repo("1")),
-            ("c/b".to_owned(), b.fake_repo("1")),
-        ]),
-        HashMap::new(),
-    )
-    .await;
+    let fake = fake_registry(&[("c/a", &a, "1"), ("c/b", &b, "1")], HashMap::new()).await;
     let store = tmp.path().join("store");
     let svc = open(&store);
     let (ra, rb) = (
@@ -1398,26 +1057,22 @@ async fn concurrent_pulls_and_gc_share_layers_safely() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn commit_container_round_trip() {
-    require_root!();
-    let Some(layout) = busybox_layout() else {
+    if skip_unless_root() {
+        return;
+    }
+    let Some(layout) = support::fixture("busybox/oci") else {
         return;
     };
     let tmp = tmpdir("commit");
-    let fake = ImageRegistry::start(
-        HashMap::from([(
-            "library/busybox".to_owned(),
-            FakeRepo::from_oci_layout(&layout, "latest"),
-        )]),
-        HashMap::new(),
-    )
-    .await;
+    let repos = HashMap::from([(
+        "library/busybox".to_owned(),
+        FakeRepo::from_oci_layout(&layout, "latest"),
+    )]);
+    let fake = ImageRegistry::start(repos, HashMap::new()).await;
     let name = format!("{}/library/busybox:latest", fake.host());
     let store = tmp.path().join("store");
     let svc = open(&store);
-    let base = svc
-        .pull(&reference(&name), &Platform::host(), Arc::new(NoProgress))
-        .await
-        .unwrap();
+    let base = pull(&svc, &name, None).await.unwrap();
 
     let mounts = svc.prepare_rootfs(&name, "commit-1").await.unwrap();
     let root = tmp.path().join("rootfs");
@@ -1457,7 +1112,10 @@ async fn commit_container_round_trip() {
         .content()
         .read_to_vec(&image.layers[1].digest, 64 << 20)
         .unwrap();
-    assert_eq!(Digest::sha256_of(&gunzip(&blob)), image.layers[1].diff_id);
+    assert_eq!(
+        Digest::sha256_of(&tarball::gunzip(&blob)),
+        image.layers[1].diff_id
+    );
     assert_eq!(blob.len() as u64, image.layers[1].size);
 
     let mounts = svc
@@ -1573,41 +1231,23 @@ fn split_layer(tar: &[u8], n: usize) -> Vec<Vec<u8>> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn debian_split_in_layers_matches_umoci_and_runs() {
-    require_root!();
-    require_registry!();
-    let layout = fixtures().join("debian/oci");
-    if !layout.join("index.json").exists() {
-        eprintln!(
-            "SKIP: no Debian fixture at {} (tests/fixtures/build-images.sh --with-debian)",
-            layout.display()
-        );
+    let Some(layout) = registry_fixture("debian/oci") else {
         return;
-    }
+    };
     let tmp = tmpdir("debian");
     let repo = FakeRepo::from_oci_layout(&layout, "latest");
-    let layer = repo.blobs.values().max_by_key(|b| b.len()).unwrap().clone();
-    let gz = tmp.path().join("layer.tar.gz");
-    fs::write(&gz, &layer).unwrap();
-    let tar = Command::new("gzip")
-        .arg("-dc")
-        .arg(&gz)
-        .output()
-        .unwrap()
-        .stdout;
+    let layer = repo.blobs.values().max_by_key(|b| b.len()).unwrap();
+    let tar = tarball::gunzip(layer);
     let layers = split_layer(&tar, 4);
     drop(tar);
-    let built = Built::new(
+    let built = TestImage::new(
         "amd64",
         layers.into_iter().map(|l| (OCI_LAYER_TAR, l)).collect(),
         None,
     );
-    let registry = Registry::start(Options {
-        auth: Auth::None,
-        tls: None,
-        client_ca: None,
-    });
+    let registry = Registry::anonymous();
     let host = registry.host();
-    let client = Client::new(test_config(), Arc::new(Anonymous));
+    let client = anonymous_client();
     built
         .push(
             &client,
@@ -1619,10 +1259,7 @@ async fn debian_split_in_layers_matches_umoci_and_runs() {
     let svc = open(&store);
     let name = format!("{host}/library/debian:split");
     let started = Instant::now();
-    let image = svc
-        .pull(&reference(&name), &Platform::host(), Arc::new(NoProgress))
-        .await
-        .unwrap();
+    let image = pull(&svc, &name, None).await.unwrap();
     eprintln!(
         "pulled the Debian image in 4 layers ({} MB) in {:?}",
         image.content_size >> 20,

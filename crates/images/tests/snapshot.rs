@@ -1,84 +1,24 @@
 //! The overlay snapshotter with real overlay mounts (run as root).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::fs;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use berth_errdefs::{ErrorKind, HasKind};
 use berth_images::layer::{self, ApplyOptions, DiffOptions};
 use berth_images::snapshot::{
-    self, Kind, Mount, MountKind, OverlayOptions, OverlaySnapshotter, SnapshotError, Snapshotter,
+    self, Kind, MountKind, OverlayOptions, OverlaySnapshotter, SnapshotError, Snapshotter,
 };
-use tar::EntryType;
-
-/// Unmounts its target on drop, so a failing test leaves no mount behind.
-struct Mounted {
-    target: PathBuf,
-}
-
-impl Mounted {
-    fn new(mounts: &[Mount], target: &Path) -> Mounted {
-        fs::create_dir_all(target).unwrap();
-        snapshot::mount(mounts, target).unwrap();
-        Mounted {
-            target: target.to_path_buf(),
-        }
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if let Err(e) = snapshot::unmount(&self.target) {
-            eprintln!("unmount {}: {e}", self.target.display());
-        }
-    }
-}
+use support::tarball::{self, Tar};
+use support::Mounted;
 
 fn store() -> (tempfile::TempDir, OverlaySnapshotter) {
-    let tmp = tempfile::Builder::new()
-        .prefix("berth-test-snap")
-        .tempdir()
-        .unwrap();
+    let tmp = support::tmpdir("snap");
     let s = OverlaySnapshotter::open(&tmp.path().join("store"), OverlayOptions::default()).unwrap();
     (tmp, s)
-}
-
-/// A layer tar built with the `tar` crate.
-#[derive(Default)]
-struct Layer {
-    b: Option<tar::Builder<Vec<u8>>>,
-}
-
-impl Layer {
-    fn builder(&mut self) -> &mut tar::Builder<Vec<u8>> {
-        self.b.get_or_insert_with(|| tar::Builder::new(Vec::new()))
-    }
-
-    fn entry(&mut self, kind: EntryType, name: &str, data: &[u8], mode: u32) -> &mut Layer {
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(kind);
-        h.set_mode(mode);
-        h.set_size(data.len() as u64);
-        h.set_mtime(1_600_000_000);
-        self.builder().append_data(&mut h, name, data).unwrap();
-        self
-    }
-
-    fn file(&mut self, name: &str, data: &[u8]) -> &mut Layer {
-        self.entry(EntryType::Regular, name, data, 0o644)
-    }
-
-    fn dir(&mut self, name: &str) -> &mut Layer {
-        self.entry(EntryType::Directory, name, b"", 0o755)
-    }
-
-    fn bytes(&mut self) -> Vec<u8> {
-        self.b
-            .take()
-            .map(|b| b.into_inner().unwrap())
-            .unwrap_or_default()
-    }
 }
 
 /// Unpacks `tar` as committed snapshot `name` on `parent`, as a pull does.
@@ -98,13 +38,13 @@ fn container_on_three_layers_sees_whiteouts_and_opaque_dirs() {
         &s,
         "L1",
         None,
-        &Layer::default()
-            .dir("etc")
+        &Tar::new()
+            .dir("etc", 0o755)
             .file("etc/hosts", b"l1")
             .file("etc/gone", b"x")
-            .dir("opq")
+            .dir("opq", 0o755)
             .file("opq/lower1", b"1")
-            .dir("data")
+            .dir("data", 0o755)
             .file("data/f1", b"f1")
             .bytes(),
     );
@@ -112,9 +52,9 @@ fn container_on_three_layers_sees_whiteouts_and_opaque_dirs() {
         &s,
         "L2",
         Some("L1"),
-        &Layer::default()
+        &Tar::new()
             .file("etc/.wh.gone", b"")
-            .dir("opq")
+            .dir("opq", 0o755)
             .file("opq/.wh..wh..opq", b"")
             .file("opq/upper2", b"2")
             .file("data/f2", b"f2")
@@ -124,7 +64,7 @@ fn container_on_three_layers_sees_whiteouts_and_opaque_dirs() {
         &s,
         "L3",
         Some("L2"),
-        &Layer::default().file("etc/hosts", b"l3").bytes(),
+        &Tar::new().file("etc/hosts", b"l3").bytes(),
     );
 
     let mounts = s.prepare("c1", Some("L3")).unwrap();
@@ -158,10 +98,7 @@ fn container_on_three_layers_sees_whiteouts_and_opaque_dirs() {
     // Commit path: diff the upper directory, apply it as a new layer on L3.
     let mut tar = Vec::new();
     layer::diff(&upper, &mut tar, &DiffOptions::default()).unwrap();
-    let mut names = Vec::new();
-    for e in tar::Archive::new(&tar[..]).entries().unwrap() {
-        names.push(String::from_utf8_lossy(&e.unwrap().path_bytes()).into_owned());
-    }
+    let names: Vec<String> = tarball::entries(&tar).into_iter().map(|e| e.0).collect();
     for want in [
         "etc/new",
         "etc/hosts",
@@ -254,12 +191,7 @@ fn scratch_and_single_layer_snapshots_use_bind_mounts() {
     }
     assert!(snapshot::writable_dir(&mounts).unwrap().join("f").exists());
 
-    unpack(
-        &s,
-        "base",
-        None,
-        &Layer::default().file("only", b"1").bytes(),
-    );
+    unpack(&s, "base", None, &Tar::new().file("only", b"1").bytes());
     // A view of one layer: a read-only bind mount of it.
     let view = s.view("v1", Some("base")).unwrap();
     assert_eq!(view[0].kind, MountKind::Bind);
@@ -294,7 +226,7 @@ fn a_chain_of_150_layers_mounts() {
     let mut parent: Option<String> = None;
     for i in 0..150 {
         let name = format!("sha256:{i:064x}");
-        let tar = Layer::default().file(&format!("layer{i}"), b"x").bytes();
+        let tar = Tar::new().file(&format!("layer{i}"), b"x").bytes();
         unpack(&s, &name, parent.as_deref(), &tar);
         parent = Some(name);
     }

@@ -7,6 +7,8 @@
 //! either resumes to a correct blob or is cleaned.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod support;
+
 use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
@@ -28,15 +30,21 @@ const CHILD_LIFETIME: Duration = Duration::from_secs(60);
 /// The deterministic content of blob `i` (4 KiB to ~260 KiB of pseudo-random bytes).
 fn blob(i: u64) -> Vec<u8> {
     let len = 4096 + usize::try_from(i.wrapping_mul(7919) % 256_000).unwrap();
-    let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x.to_le_bytes()[0]
-        })
-        .collect()
+    support::bytes(len, i)
+}
+
+/// Blob `i` and its digest.
+fn digested(i: u64) -> (Vec<u8>, Digest) {
+    let data = blob(i);
+    let d = Digest::sha256_of(&data);
+    (data, d)
+}
+
+/// A store in a temporary directory.
+fn open_store() -> (tempfile::TempDir, LocalStore) {
+    let dir = support::tmpdir("store");
+    let store = LocalStore::open(dir.path()).unwrap();
+    (dir, store)
 }
 
 /// The child's side. Does nothing unless started by a parent test below.
@@ -53,8 +61,7 @@ fn child_process_role() {
         // Write half of blob `start`, say how far, then wait to be killed (holding the
         // ingest lock).
         "partial" => {
-            let data = blob(start);
-            let d = Digest::sha256_of(&data);
+            let (data, d) = digested(start);
             let mut w = store.writer(&d, Some(data.len() as u64)).unwrap();
             let half = data.len() / 2;
             w.write_all(&data[..half]).unwrap();
@@ -68,8 +75,7 @@ fn child_process_role() {
             writeln!(out, "STARTED").unwrap();
             out.flush().unwrap();
             for i in start..start + PER_ROUND {
-                let data = blob(i);
-                let d = Digest::sha256_of(&data);
+                let (data, d) = digested(i);
                 let mut w = match store.writer(&d, Some(data.len() as u64)) {
                     Ok(w) => w,
                     Err(ContentError::AlreadyExists { .. }) => continue,
@@ -189,10 +195,8 @@ fn finish_ingests(store: &LocalStore, known: &BTreeMap<Digest, u64>) -> usize {
 
 #[test]
 fn kill_mid_write_then_resume() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
-    let data = blob(7);
-    let d = Digest::sha256_of(&data);
+    let (dir, store) = open_store();
+    let (data, d) = digested(7);
     let size = Some(data.len() as u64);
 
     let mut child = ChildGuard::spawn(dir.path(), "partial", 7);
@@ -224,10 +228,8 @@ fn kill_mid_write_then_resume() {
 
 #[test]
 fn kill_mid_write_then_redo() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
-    let data = blob(8);
-    let d = Digest::sha256_of(&data);
+    let (dir, store) = open_store();
+    let (data, d) = digested(8);
     let mut child = ChildGuard::spawn(dir.path(), "partial", 8);
     child.wait_for("READY ");
     child.kill();
@@ -242,8 +244,7 @@ fn kill_mid_write_then_redo() {
 
 #[test]
 fn kill_at_random_points_leaves_no_corrupt_blob() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
+    let (dir, store) = open_store();
     let rounds = 20u64;
     let known: BTreeMap<Digest, u64> = (0..rounds * PER_ROUND)
         .map(|i| (Digest::sha256_of(&blob(i)), i))
@@ -299,10 +300,8 @@ impl Read for BrokenReader<'_> {
 
 #[test]
 fn broken_download_resumes_through_io_copy() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
-    let data = blob(3);
-    let d = Digest::sha256_of(&data);
+    let (_dir, store) = open_store();
+    let (data, d) = digested(3);
     let size = Some(data.len() as u64);
     let mut attempts = 0;
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -339,10 +338,8 @@ fn broken_download_resumes_through_io_copy() {
 
 #[test]
 fn lying_sender_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = LocalStore::open(dir.path()).unwrap();
-    let data = blob(5);
-    let d = Digest::sha256_of(&data);
+    let (_dir, store) = open_store();
+    let (data, d) = digested(5);
     // More bytes than the descriptor said.
     let mut w = store.writer(&d, Some(100)).unwrap();
     let err = ContentError::from_write_error(w.write_all(&data).unwrap_err());

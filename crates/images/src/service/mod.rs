@@ -11,7 +11,7 @@
 //! <root>/content/      content store (LocalStore): blobs/<alg>/<hex>, ingest/<alg>-<hex>/
 //! <root>/metadata/     metadata store: metadata.json (image names, image users)
 //! <root>/snapshots/    overlay snapshotter: snapshots.json, snapshots/<id>/{fs,work}
-//! <root>/tmp/          scratch files of commits in progress (emptied at open)
+//! <root>/tmp/          scratch files of commits and imports in progress (emptied at open)
 //! ```
 //!
 //! # What is authoritative
@@ -81,6 +81,19 @@
 //! → `Done`, or `AlreadyExists`. A pull runs to its end (success or cleanup) even if the
 //! caller stops waiting for it.
 //!
+//! # Load, save, import, push
+//!
+//! [`ImageService::load`] (`docker load`: docker-archive of any version, OCI layout or
+//! OCI archive) and [`ImageService::import`] (`docker import`) store the blobs with
+//! [`archive`](crate::archive), record the names, then unpack the layers like a pull,
+//! so a broken layer fails the load, not the first `run`; nameless images, and images
+//! whose last name a load moved elsewhere, get dangling names. Both hold `gc` off
+//! while their blobs are stored but not yet named. [`ImageService::save`] writes
+//! docker-archives, OCI archives and OCI layouts of images named by reference or ID;
+//! [`ImageService::push`] pushes with [`push_image`](crate::push::push_image), offers the
+//! image's other repositories on the same registry for cross-repository mounts, and
+//! records `repository@digest` afterwards.
+//!
 //! # Crash recovery
 //!
 //! - **Partial downloads** stay in the content store's ingests. The next pull of that
@@ -92,7 +105,7 @@
 //! - **Partial snapshots** (`extract/…` keys, whatever state their directory is in) are
 //!   removed at open and by `gc`; snapshot directories without records (`tmp-<id>`,
 //!   `rm-<id>`) are removed at open by the snapshotter's cleanup.
-//! - **Commit scratch files** (`<root>/tmp`) are removed at open.
+//! - **Commit and import scratch files** (`<root>/tmp`) are removed at open.
 //! - **Metadata** is replaced atomically; since names are written last, a killed pull
 //!   leaves no name, and the blobs and snapshots it had committed are either reused by
 //!   the next pull or collected by `gc`.

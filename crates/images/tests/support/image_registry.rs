@@ -3,7 +3,6 @@
 //! killing a pull in the middle). Also serves a Docker schema 1 manifest under the tag
 //! `schema1`. Ranged requests (`Range: bytes=<n>-`) are honoured with `206`, as
 //! distribution does, and every blob request is recorded.
-#![allow(dead_code)]
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -40,8 +39,7 @@ impl FakeRepo {
     /// The image of an OCI layout's `index.json` entry tagged `tag` (its manifest,
     /// config and layers), served under `tag`.
     pub fn from_oci_layout(layout: &Path, tag: &str) -> FakeRepo {
-        let index: serde_json::Value =
-            serde_json::from_slice(&std::fs::read(layout.join("index.json")).unwrap()).unwrap();
+        let index = super::read_json(&layout.join("index.json"));
         let entry = index["manifests"]
             .as_array()
             .unwrap()

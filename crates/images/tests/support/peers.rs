@@ -1,14 +1,12 @@
-//! Real peers for the archive tests: a private dockerd (Debian's 20.10), podman with a
-//! private storage root, skopeo and umoci. Everything lives in a temporary directory
+//! Real peers: a private dockerd (Debian's 20.10), podman with a private storage root,
+//! skopeo and umoci, and running commands. Everything lives in a temporary directory
 //! and is stopped (by PID), unmounted and removed when dropped, also when a test fails.
-#![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 pub const DOCKERD: &str = "/usr/sbin/dockerd";
-pub const FIXTURES: &str = "/var/cache/berth-fixtures";
 
 /// Whether `tool` is on the PATH.
 pub fn have(tool: &str) -> bool {
@@ -24,20 +22,6 @@ pub fn skip_without(tool: &str) -> bool {
     }
     eprintln!("SKIPPING: {tool} is not installed");
     true
-}
-
-/// The busybox fixture file `name`, or `None` (with a loud skip line) if missing.
-pub fn fixture(name: &str) -> Option<PathBuf> {
-    let p = Path::new(FIXTURES).join("busybox").join(name);
-    if p.exists() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIPPING: fixture {} is missing (build it with tests/fixtures/build-images.sh)",
-            p.display()
-        );
-        None
-    }
 }
 
 /// Runs a command, returning its output; panics with both streams if it fails.
@@ -58,6 +42,38 @@ pub fn run(cmd: &mut Command) -> Output {
 
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+/// Runs a command (see [`run`]), returning its standard output, trimmed.
+pub fn run_stdout(cmd: &mut Command) -> String {
+    stdout(&run(cmd))
+}
+
+/// `skopeo copy --quiet` without a signature policy, with `options` (e.g. TLS
+/// settings), from image `from` to image `to` (transport-qualified names).
+pub fn skopeo_copy(options: &[&str], from: &str, to: &str) {
+    run(Command::new("skopeo")
+        .args(["--insecure-policy", "copy", "--quiet"])
+        .args(options)
+        .args([from, to]));
+}
+
+/// `skopeo inspect` with `options` of image `image`: its standard output as it is.
+pub fn skopeo_inspect(options: &[&str], image: &str) -> String {
+    let out = run(Command::new("skopeo")
+        .arg("inspect")
+        .args(options)
+        .arg(image));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Starts `cmd` with standard input from /dev/null and both outputs into the file `log`.
+pub fn spawn_logged(cmd: &mut Command, log: &Path) -> std::io::Result<Child> {
+    let log = std::fs::File::create(log)?;
+    cmd.stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log)
+        .spawn()
 }
 
 /// Unmounts (lazily) everything mounted below `dir`, deepest first.
@@ -138,34 +154,28 @@ impl Dockerd {
                 .next()
                 .unwrap()
         );
-        let log = std::fs::File::create(d.join("dockerd.log")).unwrap();
-        let child = Command::new(DOCKERD)
-            .arg("--host")
-            .arg(format!("unix://{}", sock.display()))
-            .arg("--config-file")
-            .arg(d.join("daemon.json"))
-            .arg("--data-root")
-            .arg(d.join("data"))
-            .arg("--exec-root")
-            .arg(d.join("exec"))
-            .arg("--pidfile")
-            .arg(d.join("docker.pid"))
-            .args([
-                "--bridge=none",
-                "--iptables=false",
-                "--ip6tables=false",
-                "--ip-forward=false",
-                "--ip-masq=false",
-                "--exec-opt",
-                "native.cgroupdriver=cgroupfs",
-            ])
-            .arg("--cgroup-parent")
-            .arg(&cgroup)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .expect("start dockerd");
+        let mut cmd = Command::new(DOCKERD);
+        cmd.arg("--host").arg(format!("unix://{}", sock.display()));
+        for (option, name) in [
+            ("--config-file", "daemon.json"),
+            ("--data-root", "data"),
+            ("--exec-root", "exec"),
+            ("--pidfile", "docker.pid"),
+        ] {
+            cmd.arg(option).arg(d.join(name));
+        }
+        cmd.args([
+            "--bridge=none",
+            "--iptables=false",
+            "--ip6tables=false",
+            "--ip-forward=false",
+            "--ip-masq=false",
+            "--exec-opt",
+            "native.cgroupdriver=cgroupfs",
+        ])
+        .arg("--cgroup-parent")
+        .arg(&cgroup);
+        let child = spawn_logged(&mut cmd, &d.join("dockerd.log")).expect("start dockerd");
         let mut daemon = Dockerd {
             child,
             dir,
@@ -298,21 +308,22 @@ impl Podman {
     pub fn podman(&self) -> Command {
         let d = self.dir.path();
         let mut c = Command::new("podman");
-        c.arg("--root")
-            .arg(d.join("root"))
-            .arg("--runroot")
-            .arg(d.join("runroot"))
-            .arg("--tmpdir")
-            .arg(d.join("tmp"))
-            .args([
-                "--storage-driver",
-                "vfs",
-                "--cgroup-manager",
-                "cgroupfs",
-                "--events-backend",
-                "file",
-            ])
-            .env("TMPDIR", d);
+        for (option, name) in [
+            ("--root", "root"),
+            ("--runroot", "runroot"),
+            ("--tmpdir", "tmp"),
+        ] {
+            c.arg(option).arg(d.join(name));
+        }
+        c.args([
+            "--storage-driver",
+            "vfs",
+            "--cgroup-manager",
+            "cgroupfs",
+            "--events-backend",
+            "file",
+        ])
+        .env("TMPDIR", d);
         c
     }
 
@@ -327,6 +338,12 @@ impl Podman {
 
 impl Drop for Podman {
     fn drop(&mut self) {
+        // Releases podman's locks and state before the directory goes.
+        let _ = self
+            .podman()
+            .args(["rmi", "--all", "--force"])
+            .stdin(Stdio::null())
+            .output();
         unmount_below(self.dir.path());
     }
 }

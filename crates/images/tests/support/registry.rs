@@ -5,8 +5,10 @@
 use std::io::Write as _;
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
+
+use super::peers::spawn_logged;
 
 pub const BINARY: &str = "/usr/bin/docker-registry";
 
@@ -94,8 +96,34 @@ fn wait_ready(child: &mut Child, addr: SocketAddr) -> bool {
 }
 
 impl Registry {
-    pub fn available() -> bool {
-        Path::new(BINARY).exists()
+    /// True (after a loud skip line) when `docker-registry` is not installed.
+    pub fn missing() -> bool {
+        if Path::new(BINARY).exists() {
+            return false;
+        }
+        eprintln!("SKIPPING: {BINARY} is not installed");
+        true
+    }
+
+    /// Anonymous, plain HTTP.
+    pub fn anonymous() -> Registry {
+        Registry::start(Options {
+            auth: Auth::None,
+            tls: None,
+            client_ca: None,
+        })
+    }
+
+    /// Plain HTTP behind the bearer flow of `tokens`.
+    pub fn with_tokens(tokens: &super::token::TokenServer) -> Registry {
+        Registry::start(Options {
+            auth: Auth::Token {
+                realm: tokens.realm.clone(),
+                cert: tokens.cert_path.clone(),
+            },
+            tls: None,
+            client_ca: None,
+        })
     }
 
     pub fn start(opts: Options) -> Registry {
@@ -127,15 +155,11 @@ impl Registry {
             let config_path = dir.path().join("config.yml");
             std::fs::write(&config_path, config(dir.path(), port, &opts)).unwrap();
             let log_path = dir.path().join("registry.log");
-            let log = std::fs::File::create(&log_path).unwrap();
-            let mut child = Command::new(BINARY)
-                .arg("serve")
-                .arg(&config_path)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
+            let mut child = spawn_logged(
+                Command::new(BINARY).arg("serve").arg(&config_path),
+                &log_path,
+            )
+            .unwrap();
             if wait_ready(&mut child, addr) {
                 return Registry { addr, child, dir };
             }
