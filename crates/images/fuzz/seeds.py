@@ -336,6 +336,305 @@ def docker_configs():
     write("docker_config", "spaces", " \n")
 
 
+# ---------------------------------------------------------------- archive_load
+
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar"
+
+
+def archive(entries, end=True):
+    """A tar of (name, bytes) regular files and ready TarInfo tuples (info, data-or-None)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for e in entries:
+            if isinstance(e[0], tarfile.TarInfo):
+                info, data = e
+                t.addfile(info, io.BytesIO(data) if data is not None else None)
+            else:
+                name, data = e
+                info, f = member(name, data=data if isinstance(data, bytes) else data.encode())
+                t.addfile(info, f)
+    data = buf.getvalue().rstrip(b"\0")
+    data = data.ljust(-(-len(data) // 512) * 512, b"\0")
+    return data + (b"\0" * 1024 if end else b"")
+
+
+def link(name, target, kind=tarfile.SYMTYPE):
+    return member(name, kind, linkname=target)[0], None
+
+
+def directory(name):
+    return member(name, tarfile.DIRTYPE, mode=0o755)[0], None
+
+
+def fix_checksum(data, at):
+    """Recomputes the checksum of the tar header at byte `at`."""
+    block = bytearray(data[at:at + 512])
+    block[148:156] = b" " * 8
+    block[148:156] = b"%06o\0 " % sum(block)
+    return data[:at] + bytes(block) + data[at + 512:]
+
+
+def header_offsets(data):
+    """Offsets of the headers of `data` (a tar without extension headers)."""
+    out, at = [], 0
+    while at + 512 <= len(data) and data[at:at + 512] != b"\0" * 512:
+        out.append(at)
+        size = int(data[at + 124:at + 136].rstrip(b"\0 ") or b"0", 8)
+        at += 512 + -(-size // 512) * 512
+    return out
+
+
+def image_config(diff_ids, arch="amd64", base=None):
+    config = dict(base) if base else {
+        "created": "2023-11-14T22:13:20Z", "architecture": arch, "os": "linux",
+        "config": {"Env": ["PATH=/bin"], "Cmd": ["sh"], "WorkingDir": "/"},
+        "history": [{"created_by": "berth seeds.py"}],
+    }
+    config["architecture"] = arch
+    config["rootfs"] = {"type": "layers", "diff_ids": diff_ids}
+    config["history"] = [{"created_by": "layer %d" % i} for i in range(len(diff_ids))]
+    return json.dumps(config, separators=(",", ":")).encode()
+
+
+def small_layers():
+    def one(t):
+        add(t, "etc/hostname", data=b"berth\n")
+
+    def two(t):
+        add(t, "bin", tarfile.DIRTYPE, mode=0o755)
+        add(t, "bin/sh", data=b"#!sh\n", mode=0o755)
+        add(t, "etc/.wh.hostname")
+
+    return tar_bytes(one), tar_bytes(two)
+
+
+def docker_archive(layers, tags=("busybox:latest",), symlinked=False, config_base=None,
+                   extra=(), manifest_hook=None, legacy_files=False):
+    """A `docker save` archive (Docker <= 24 layout). `layers`: (blob as stored, diff tar)."""
+    diff_ids = [digest(tar) for _, tar in layers]
+    config = image_config(diff_ids, base=config_base)
+    config_name = digest(config)[7:] + ".json"
+    entries, paths, parent = [(config_name, config)], [], ""
+    for i, (blob, tar) in enumerate(layers):
+        lid = hashlib.sha256((parent + diff_ids[i]).encode()).hexdigest()
+        if legacy_files:
+            entries.append(directory(lid))
+        if symlinked:
+            # skopeo's layout: the layer at the top, linked from <id>/layer.tar.
+            entries.append((diff_ids[i][7:] + ".tar", blob))
+            entries.append(link(lid + "/layer.tar", "../" + diff_ids[i][7:] + ".tar"))
+        else:
+            entries.append((lid + "/layer.tar", blob))
+        if legacy_files:
+            entries.append((lid + "/VERSION", "1.0"))
+            v1 = {"id": lid, "created": "2023-11-14T22:13:20Z", "os": "linux"}
+            if parent:
+                v1["parent"] = parent
+            entries.append((lid + "/json", json.dumps(v1)))
+        paths.append(lid + "/layer.tar")
+        parent = lid
+    manifest = [{"Config": config_name, "RepoTags": list(tags), "Layers": paths}]
+    if manifest_hook:
+        manifest = manifest_hook(manifest)
+    entries.append(("manifest.json", json.dumps(manifest)))
+    if tags and parent:
+        repo, _, tag = tags[0].rpartition(":")
+        entries.append(("repositories", json.dumps({repo: {tag: parent}})))
+    return archive(list(extra) + entries)
+
+
+def oci_blobs(layers, arch="amd64", media_type=OCI_LAYER_GZIP):
+    """Config, layers and manifest of one OCI image: (manifest bytes, {digest: bytes})."""
+    blobs = {}
+    config = image_config([digest(tar) for _, tar in layers], arch)
+    blobs[digest(config)] = config
+    descs = []
+    for blob, _ in layers:
+        blobs[digest(blob)] = blob
+        descs.append({"mediaType": media_type, "digest": digest(blob), "size": len(blob)})
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": OCI_MANIFEST,
+        "config": {"mediaType": OCI_CONFIG, "digest": digest(config), "size": len(config)},
+        "layers": descs,
+    }).encode()
+    blobs[digest(manifest)] = manifest
+    return manifest, blobs
+
+
+def oci_archive(index_manifests, blobs, layout='{"imageLayoutVersion":"1.0.0"}', extra=()):
+    index = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": index_manifests})
+    entries = [("oci-layout", layout), ("index.json", index), directory("blobs/sha256")]
+    entries += [("blobs/sha256/" + d[7:], b) for d, b in sorted(blobs.items())]
+    return archive(entries + list(extra))
+
+
+def archives():
+    one, two = small_layers()
+    gz = lambda b: gzip.compress(b, mtime=0)
+    seeds = {}
+    # docker-archive: uncompressed layers; a gzip layer; skopeo's symlinked layout; several
+    # images sharing a layer (and a name conflict between two of them).
+    seeds["docker"] = docker_archive([(one, one), (two, two)], legacy_files=True)
+    seeds["docker-gzip"] = docker_archive([(gz(one), one)], tags=("localhost:5000/app:v1",))
+    seeds["docker-symlinked"] = docker_archive([(one, one)], symlinked=True, legacy_files=True)
+    seeds["docker-untagged"] = docker_archive([(one, one)], tags=())
+    seeds["docker-null-tags"] = docker_archive(
+        [(one, one)], manifest_hook=lambda m: [dict(m[0], RepoTags=None, Parent="", LayerSources={})])
+    seeds["docker-no-layers"] = docker_archive([])
+
+    def two_images(m):
+        other = dict(m[0], RepoTags=["busybox:other", "busybox:latest"])
+        return m + [other]
+    seeds["docker-two-images"] = docker_archive([(one, one)], manifest_hook=two_images)
+    arm_config = image_config([digest(one)], arch="arm64")
+    seeds["name-conflict"] = docker_archive(
+        [(one, one)], extra=[("arm.json", arm_config)],
+        manifest_hook=lambda m: m + [dict(m[0], Config="arm.json")])
+    # Docker 25+: manifest.json pointing into an OCI layout.
+    manifest, blobs = oci_blobs([(gz(one), one)], media_type=OCI_LAYER_GZIP)
+    config_digest = json.loads(manifest)["config"]["digest"]
+    moby = [{"Config": "blobs/sha256/" + config_digest[7:], "RepoTags": ["busybox:latest"],
+             "Layers": ["blobs/sha256/" + digest(gz(one))[7:]]}]
+    seeds["docker25"] = oci_archive(
+        [{"mediaType": OCI_MANIFEST, "digest": digest(manifest), "size": len(manifest),
+          "annotations": {"io.containerd.image.name": "docker.io/library/busybox:latest",
+                          "org.opencontainers.image.ref.name": "latest"}}],
+        blobs, extra=[("manifest.json", json.dumps(moby))])
+    # OCI archives: one image named both ways, a bare tag, an index of two platforms
+    # (only the host's blobs present), an unsupported layout version.
+    desc = {"mediaType": OCI_MANIFEST, "digest": digest(manifest), "size": len(manifest)}
+    seeds["oci"] = oci_archive([dict(desc, annotations={
+        "io.containerd.image.name": "docker.io/library/busybox:1.36",
+        "org.opencontainers.image.ref.name": "1.36"})], blobs)
+    seeds["oci-bare-tag"] = oci_archive([dict(desc, annotations={"org.opencontainers.image.ref.name": "latest"})],
+                                        blobs)
+    seeds["oci-ref-full"] = oci_archive(
+        [dict(desc, annotations={"org.opencontainers.image.ref.name": "localhost/app:v2"})], blobs)
+    arm, arm_blobs = oci_blobs([(two, two)], arch="arm64", media_type=OCI_LAYER)
+    nested = json.dumps({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": [
+        dict(desc, platform={"os": "linux", "architecture": "amd64"}),
+        {"mediaType": OCI_MANIFEST, "digest": digest(arm), "size": len(arm),
+         "platform": {"os": "linux", "architecture": "arm64", "variant": "v8"}},
+    ]}).encode()
+    multi = dict(blobs)
+    multi[digest(nested)] = nested
+    seeds["oci-multiplatform"] = oci_archive(
+        [{"mediaType": OCI_INDEX, "digest": digest(nested), "size": len(nested),
+          "annotations": {"io.containerd.image.name": "docker.io/library/multi:latest"}}], multi)
+    seeds["oci-two-entries"] = oci_archive([
+        dict(desc, platform={"os": "linux", "architecture": "amd64"},
+             annotations={"io.containerd.image.name": "docker.io/library/multi:latest"}),
+        {"mediaType": OCI_MANIFEST, "digest": digest(arm), "size": len(arm),
+         "platform": {"os": "linux", "architecture": "arm64"},
+         "annotations": {"io.containerd.image.name": "docker.io/library/multi:latest"}},
+    ], dict(blobs, **arm_blobs))
+    seeds["oci-version2"] = oci_archive([desc], blobs, layout='{"imageLayoutVersion":"2.0.0"}')
+    seeds["oci-size-mismatch"] = oci_archive([dict(desc, size=len(manifest) + 1)], blobs)
+    seeds["oci-artifact"] = oci_archive(
+        [{"mediaType": "application/vnd.example.sbom", "digest": digest(b"x"), "size": 1}, desc], blobs)
+    # Docker before 1.10: `repositories` and a chain of <id>/json.
+    ids = [hashlib.sha256(b"legacy%d" % i).hexdigest() for i in range(2)]
+    legacy = [
+        ("repositories", json.dumps({"busybox": {"latest": ids[1], "old": ids[0]}})),
+        directory(ids[0]), (ids[0] + "/json", json.dumps({"id": ids[0], "os": "linux", "architecture": "amd64",
+                                                           "created": "2016-01-01T00:00:00Z"})),
+        (ids[0] + "/layer.tar", one), (ids[0] + "/VERSION", "1.0"),
+        directory(ids[1]), (ids[1] + "/json", json.dumps({
+            "id": ids[1], "parent": ids[0], "os": "linux", "architecture": "amd64",
+            "config": {"Cmd": ["sh"], "Env": ["PATH=/bin"]},
+            "container_config": {"Cmd": ["/bin/sh", "-c", "#(nop) ADD file"]}, "throwaway": False})),
+        (ids[1] + "/layer.tar", gz(two)), (ids[1] + "/VERSION", "1.0"),
+    ]
+    seeds["legacy"] = archive(legacy)
+    loop = [("repositories", json.dumps({"loop": {"latest": ids[0]}})),
+            (ids[0] + "/json", json.dumps({"id": ids[0], "parent": ids[1]})), (ids[0] + "/layer.tar", one),
+            (ids[1] + "/json", json.dumps({"id": ids[1], "parent": ids[0]})), (ids[1] + "/layer.tar", one)]
+    seeds["legacy-parent-loop"] = archive(loop)
+    seeds["legacy-bad-id"] = archive([("repositories", json.dumps({"x": {"latest": "../../etc"}}))])
+
+    # Broken docker-archives.
+    def layers_to(paths):
+        return lambda m: [dict(m[0], Layers=paths)]
+    seeds["missing-layer"] = docker_archive([(one, one)], manifest_hook=layers_to(["nope/layer.tar"]))
+    seeds["dotdot-layer"] = docker_archive([(one, one)], manifest_hook=layers_to(["../x"]))
+    seeds["absolute-config"] = docker_archive(
+        [(one, one)], manifest_hook=lambda m: [dict(m[0], Config="/etc/passwd")])
+    seeds["bad-tag"] = docker_archive([(one, one)], tags=("UPPER/Case:x",))
+    seeds["diffid-mismatch"] = docker_archive([(two, one)])
+    seeds["gzip-diffid-mismatch"] = docker_archive([(gz(two), one)])
+    seeds["layer-count"] = docker_archive(
+        [(one, one)], manifest_hook=lambda m: [dict(m[0], Layers=m[0]["Layers"] * 2)])
+    seeds["dotdot-member"] = archive([("../x", b"1"), ("manifest.json", "[]")])
+    seeds["duplicate-manifest"] = docker_archive([(one, one)], extra=[("manifest.json", "[]")])
+    seeds["duplicate-layer"] = docker_archive(
+        [(one, one)], manifest_hook=layers_to(["dup/layer.tar"]),
+        extra=[("dup/layer.tar", one), ("./dup//layer.tar", two)])
+    seeds["symlink-loop"] = docker_archive(
+        [(one, one)], manifest_hook=layers_to(["a/layer.tar"]),
+        extra=[link("a/layer.tar", "../b/layer.tar"), link("b/layer.tar", "../a/layer.tar")])
+    seeds["symlink-self"] = docker_archive(
+        [(one, one)], manifest_hook=layers_to(["self"]), extra=[link("self", "self")])
+    seeds["symlink-out"] = docker_archive(
+        [(one, one)], manifest_hook=layers_to(["out/layer.tar"]),
+        extra=[link("out/layer.tar", "../../../etc/passwd")])
+    seeds["symlink-absolute"] = docker_archive(
+        [(one, one)], manifest_hook=layers_to(["abs"]), extra=[link("abs", "/etc/passwd")])
+    seeds["hardlink"] = docker_archive(
+        [(one, one)], manifest_hook=layers_to(["hard"]),
+        extra=[("first", one), link("hard", "first", tarfile.LNKTYPE)])
+    seeds["layer-is-dir"] = docker_archive([(one, one)], manifest_hook=layers_to(["somedir"]),
+                                           extra=[directory("somedir")])
+    seeds["layer-is-fifo"] = docker_archive(
+        [(one, one)], manifest_hook=layers_to(["fifo"]), extra=[(member("fifo", tarfile.FIFOTYPE)[0], None)])
+    seeds["manifest-not-array"] = archive([("manifest.json", '{"Config":"x"}')])
+    seeds["manifest-empty"] = archive([("manifest.json", "[]")])
+    seeds["unknown-format"] = archive([("hello", "world")])
+    seeds["no-end-marker"] = docker_archive([(one, one)])[:-1024]
+    seeds["trailing-garbage"] = docker_archive([(one, one)]) + b"garbage"
+
+    # Huge sizes in headers: octal and base-256 size fields, a PAX size, a GNU long name.
+    base = docker_archive([(one, one)])
+    at = header_offsets(base)[0]
+    octal = bytearray(base)
+    octal[at + 124:at + 136] = b"77777777777\0"
+    seeds["huge-octal-size"] = fix_checksum(bytes(octal), at)
+    b256 = bytearray(base)
+    b256[at + 124:at + 136] = b"\x80" + b"\0" * 3 + b"\xff" * 8
+    seeds["huge-base256-size"] = fix_checksum(bytes(b256), at)
+    neg = bytearray(base)
+    neg[at + 124:at + 136] = b"\xff" * 12
+    seeds["negative-base256-size"] = fix_checksum(bytes(neg), at)
+    info, _ = member("manifest.json", data=b"[]")
+    info.pax_headers = {"size": "99999999999999999999"}
+    seeds["huge-pax-size"] = archive([(info, b"[]")])
+    info, _ = member("paxname", data=b"[]")
+    info.pax_headers = {"path": "manifest.json", "linkpath": "x" * 100}
+    seeds["pax-path"] = archive([(info, b"[]")])
+    longname = member("././@LongLink", tarfile.GNUTYPE_LONGNAME)[0].tobuf(tarfile.GNU_FORMAT)
+    longname = bytearray(longname[:512])
+    longname[124:136] = b"%011o\0" % (1 << 30)
+    seeds["huge-gnu-longname"] = fix_checksum(bytes(longname), 0) + base
+    seeds["bad-checksum"] = b"x" + base[1:]
+
+    # The busybox fixture's config (rootfs rewritten) over small entries of its layer.
+    fixture = os.path.join(FIXTURES, "busybox/oci/blobs/sha256")
+    if os.path.isdir(fixture):
+        configs = [os.path.join(fixture, n) for n in sorted(os.listdir(fixture))
+                   if os.path.getsize(os.path.join(fixture, n)) < 64 * 1024]
+        for p in configs:
+            with open(p, "rb") as f:
+                doc = json.loads(f.read() or b"null")
+            if isinstance(doc, dict) and "rootfs" in doc:
+                seeds["fixture-config"] = docker_archive([(gz(one), one)], symlinked=True, config_base=doc)
+                break
+
+    for name, data in seeds.items():
+        assert len(data) < 16 * 1024, (name, len(data))
+        write("archive_load", name, data)
+
+
 def main():
     shutil.rmtree(OUT, ignore_errors=True)
     layers()
@@ -344,6 +643,7 @@ def main():
     references()
     challenges()
     docker_configs()
+    archives()
     for target in sorted(os.listdir(OUT)):
         print("%-15s %3d seeds" % (target, len(os.listdir(os.path.join(OUT, target)))))
 
