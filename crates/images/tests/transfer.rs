@@ -118,6 +118,16 @@ async fn import_save_and_load_keep_names_and_contents() {
     )
     .await
     .unwrap();
+    // Loading an unnamed copy of an image the store has named changes nothing.
+    let before = a.list().await.unwrap();
+    a.load(
+        LoadSource::Path(oci_tar.clone()),
+        LoadOptions::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.list().await.unwrap(), before);
     let missing = a
         .save(
             &["localhost/berth-test/absent:1".to_owned()],
@@ -182,7 +192,7 @@ async fn import_save_and_load_keep_names_and_contents() {
     let c = open(&dir.path().join("c"));
     let loaded = c
         .load(
-            LoadSource::Path(oci_tar),
+            LoadSource::Path(oci_tar.clone()),
             LoadOptions::default(),
             Arc::new(NoProgress),
         )
@@ -299,4 +309,94 @@ async fn push_records_the_repo_digest_and_mounts_across_repositories() {
         "pushed"
     );
     drop(registry);
+}
+
+/// Rewrites the OCI layout `dir` (one image) so that its config lists a wrong diff ID:
+/// every blob still matches its digest, only the unpack can tell.
+fn break_diff_id(dir: &Path) {
+    let blob = |d: &str| {
+        dir.join("blobs/sha256")
+            .join(d.trim_start_matches("sha256:"))
+    };
+    let put = |bytes: &[u8]| -> (String, usize) {
+        let digest = berth_images::digest::Digest::sha256_of(bytes).to_string();
+        std::fs::write(blob(&digest), bytes).unwrap();
+        (digest, bytes.len())
+    };
+    let mut index = support::read_json(&dir.join("index.json"));
+    let manifest_digest = index["manifests"][0]["digest"].as_str().unwrap().to_owned();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&manifest_digest)).unwrap()).unwrap();
+    let config_digest = manifest["config"]["digest"].as_str().unwrap().to_owned();
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(blob(&config_digest)).unwrap()).unwrap();
+    config["rootfs"]["diff_ids"][0] = berth_images::digest::Digest::sha256_of(b"not this layer")
+        .to_string()
+        .into();
+    let (digest, size) = put(&serde_json::to_vec(&config).unwrap());
+    manifest["config"]["digest"] = digest.into();
+    manifest["config"]["size"] = size.into();
+    let (digest, size) = put(&serde_json::to_vec(&manifest).unwrap());
+    index["manifests"][0]["digest"] = digest.into();
+    index["manifests"][0]["size"] = size.into();
+    std::fs::write(dir.join("index.json"), serde_json::to_vec(&index).unwrap()).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn moved_names_leave_dangling_images_and_broken_loads_move_nothing() {
+    if support::skip_unless_root("overlay mounts, ownership") {
+        return;
+    }
+    let dir = support::tmpdir("transfer-undo");
+    let name = "localhost/berth-test/app:1";
+    let b = open(&dir.path().join("b"));
+    let first = import(&b, Some(name), "first").await;
+    let second = import(&b, Some(name), "second").await;
+    let list = b.list().await.unwrap();
+    assert_eq!(list.len(), 2, "{list:#?}");
+    assert!(summary(&list, &first).repo_tags.is_empty(), "{list:#?}");
+    assert_eq!(summary(&list, &second).repo_tags, [name]);
+
+    // An image whose layer does not match its config, under the same name.
+    let a = open(&dir.path().join("a"));
+    import(&a, Some(name), "broken").await;
+    let layout = dir.path().join("layout");
+    a.save(
+        &[name.to_owned()],
+        SaveTarget::OciLayout(layout.clone()),
+        SaveOptions::default(),
+        Arc::new(NoProgress),
+    )
+    .await
+    .unwrap();
+    break_diff_id(&layout);
+    let err = b
+        .load(
+            LoadSource::Path(layout),
+            LoadOptions::default(),
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::FailedPrecondition, "{err}");
+    assert!(err.to_string().contains("diff ID"), "{err}");
+    assert_eq!(b.list().await.unwrap(), list, "a failed load moved names");
+    assert_eq!(
+        marker_in(&b, name, "c1", &dir.path().join("mnt")).await,
+        "second"
+    );
+
+    // Names that would lie are refused.
+    let refused = b
+        .import(
+            Box::new(Cursor::new(rootfs_tar("x"))),
+            ImportOptions {
+                name: Some(reference("sha256:abc")),
+                ..ImportOptions::default()
+            },
+            Arc::new(NoProgress),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(refused.kind(), ErrorKind::InvalidArgument, "{refused}");
 }

@@ -182,6 +182,16 @@ pub enum ArchiveError {
         /// Why it was refused.
         source: ReferenceError,
     },
+    /// A name the archive (or an import) gives is one Berth refuses to record.
+    #[error("{file}: refusing the image name {name:?}: {reason}")]
+    RefusedName {
+        /// The name.
+        name: String,
+        /// Where it came from.
+        file: String,
+        /// Why.
+        reason: &'static str,
+    },
     /// Two images of the archive claim the same name.
     #[error("image name {name:?} is given to two different images in the archive")]
     NameConflict {
@@ -264,6 +274,7 @@ impl HasKind for ArchiveError {
             | ArchiveError::LayerCount { .. }
             | ArchiveError::Decompress { .. }
             | ArchiveError::InvalidName { .. }
+            | ArchiveError::RefusedName { .. }
             | ArchiveError::NameConflict { .. }
             | ArchiveError::NoImages
             | ArchiveError::RefNameConflict { .. }

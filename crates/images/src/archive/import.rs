@@ -93,6 +93,17 @@ pub fn import(
     options: &ImportOptions,
     progress: &dyn ProgressSink,
 ) -> Result<ImportedImage, ArchiveError> {
+    if let Some(reason) = options.name.as_ref().and_then(super::refused_name) {
+        return Err(ArchiveError::RefusedName {
+            name: options
+                .name
+                .as_ref()
+                .map(ToString::to_string)
+                .unwrap_or_default(),
+            file: "import".to_owned(),
+            reason,
+        });
+    }
     let mut temp = temp_file(&options.temp_dir)?;
     let staged = stage(input, &mut temp, options)?;
     let temp_err = |source| ArchiveError::TempFile {
@@ -425,6 +436,33 @@ fn check_tar_start(block: &[u8]) -> Result<(), ArchiveError> {
             reason: "the first header's checksum is wrong",
         })
     }
+}
+
+/// Copies `input` into an anonymous file in `dir`, at most `max` bytes, and returns it
+/// rewound (the image service spools a client's upload before it holds anything).
+pub(crate) fn spool(input: impl Read, dir: &Path, max: u64) -> Result<File, ArchiveError> {
+    let mut file = temp_file(dir)?;
+    let copied =
+        std::io::copy(&mut input.take(max.saturating_add(1)), &mut file).map_err(|source| {
+            ArchiveError::Read {
+                file: "import input".to_owned(),
+                source,
+            }
+        })?;
+    if copied > max {
+        return Err(ArchiveError::Limit {
+            file: "import input".to_owned(),
+            what: "input bytes",
+            value: copied,
+            max,
+        });
+    }
+    file.seek(SeekFrom::Start(0))
+        .map_err(|source| ArchiveError::TempFile {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+    Ok(file)
 }
 
 /// An anonymous file in `dir` (`O_TMPFILE`), or a named one removed at once where the

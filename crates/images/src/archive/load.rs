@@ -142,6 +142,16 @@ pub(crate) fn record_names(
     let mut names: BTreeMap<&str, &Target> = BTreeMap::new();
     for image in images {
         for name in &image.names {
+            let refused = crate::reference::Reference::parse_normalized(name)
+                .ok()
+                .and_then(|r| super::refused_name(&r));
+            if let Some(reason) = refused {
+                return Err(ArchiveError::RefusedName {
+                    name: name.clone(),
+                    file: "archive".to_owned(),
+                    reason,
+                });
+            }
             match names.get(name.as_str()) {
                 Some(t) if **t != image.target => {
                     return Err(ArchiveError::NameConflict { name: name.clone() })
@@ -168,4 +178,40 @@ pub(crate) fn record_names(
             Ok(replaced)
         })
         .map_err(ArchiveError::Metadata)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    fn image(name: &str) -> LoadedImage {
+        let digest = Digest::sha256_of(b"m");
+        LoadedImage {
+            names: vec![name.to_owned()],
+            target: Target {
+                media_type: crate::manifest::media_type::OCI_MANIFEST.to_owned(),
+                digest: digest.clone(),
+                size: 1,
+            },
+            config: digest.clone(),
+            diff_ids: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn names_that_would_lie_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let metadata = MetadataStore::open(dir.path()).unwrap();
+        let pinned = format!("docker.io/library/busybox@{}", Digest::sha256_of(b"other"));
+        for bad in [pinned.as_str(), "docker.io/library/sha256:latest"] {
+            let err = record_names(&metadata, &[image(bad)]).unwrap_err();
+            assert!(
+                matches!(err, ArchiveError::RefusedName { .. }),
+                "{bad}: {err}"
+            );
+        }
+        assert!(metadata.read().unwrap().images().next().is_none());
+        record_names(&metadata, &[image("docker.io/library/busybox:1")]).unwrap();
+    }
 }

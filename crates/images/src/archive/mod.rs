@@ -106,9 +106,24 @@ mod tar_out;
 pub use docker_save::save_docker_archive;
 pub use error::ArchiveError;
 pub use export::{export, ExportStats};
+pub(crate) use import::spool;
 pub use import::{import, ImportOptions, ImportedImage};
 pub use load::{load, load_file, ArchiveFormat, LoadOptions, LoadReport, LoadedImage};
 pub use oci_save::{save_oci_archive, save_oci_layout, RefName};
+
+/// Why `name` may not be given to an image an archive or an import brings, if it may
+/// not: a name carrying a digest would claim content the image may not have (a later
+/// `busybox@sha256:…` would select it), and a repository named `sha256` reads as an
+/// image ID (`sha256:<hex>`), as docker also refuses.
+pub(crate) fn refused_name(name: &crate::reference::Reference) -> Option<&'static str> {
+    if name.digest().is_some() {
+        Some("an image name from an archive or an import cannot carry a digest")
+    } else if name.familiar_name() == "sha256" {
+        Some("a repository named like a digest algorithm is ambiguous with image IDs")
+    } else {
+        None
+    }
+}
 
 use crate::manifest::Platform;
 use crate::metadata::Target;

@@ -132,6 +132,12 @@ impl Inner {
                 reason: "a tag cannot carry a digest",
             });
         }
+        if new.familiar_name() == "sha256" {
+            return Err(ServiceError::InvalidName {
+                name: new.to_string(),
+                reason: "a repository named like a digest algorithm is ambiguous with image IDs",
+            });
+        }
         let name = new.to_string();
         self.metadata.update(|m| {
             let image = self.select(m, source)?;

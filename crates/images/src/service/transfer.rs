@@ -21,12 +21,15 @@ use std::fs::File;
 use std::io::{Read, Write};
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::UNIX_EPOCH;
 
 use crate::archive::{
     self, ImportOptions, LoadOptions, LoadReport, SaveImage, SaveOptions, SaveReport,
 };
+use crate::content::ContentStore;
 use crate::digest::Digest;
-use crate::metadata::{Metadata, MetadataError, Target};
+use crate::manifest::{parse_any, Document, MAX_MANIFEST_SIZE};
+use crate::metadata::{ImageRecord, Metadata, MetadataError, Target};
 use crate::progress::ProgressSink;
 use crate::push::{push_image, PushOptions, PushResult};
 use crate::reference::Reference;
@@ -94,28 +97,59 @@ fn fix_dangling(
     Ok(())
 }
 
-/// The target and archive names of `s` in `image`: a reference names the record with
-/// that name (and is written into the archive unless it is a digest reference); an
-/// image ID names the image's first target, saved without a name.
-fn save_entry(image: &CatalogImage, s: &str) -> SaveImage {
+/// The record `s` selects in `image`: the one with that name when `s` is one of its
+/// names (a reference), else the image's first target (an image ID; `sha256:…` also
+/// parses as a reference, to a repository named `sha256`, hence the name check).
+fn chosen_record(image: &CatalogImage, s: &str) -> (Option<Reference>, ImageRecord) {
     if let Ok(reference) = Reference::parse_normalized(s) {
         let key = reference.to_string();
         if let Some(record) = image.records.iter().find(|r| r.name == key) {
-            let names = if reference.digest().is_none() {
-                vec![reference]
-            } else {
-                Vec::new()
-            };
-            return SaveImage {
-                target: record.target.clone(),
-                names,
-            };
+            return (Some(reference), record.clone());
         }
     }
-    SaveImage {
-        target: image.loaded.target.clone(),
-        names: Vec::new(),
+    let record = image
+        .records
+        .iter()
+        .find(|r| r.target == image.loaded.target)
+        .cloned()
+        .unwrap_or_else(|| synthetic_record(&dangling_name(&image.id), &image.loaded.target));
+    (None, record)
+}
+
+/// A record for reading the documents of `target` without a name lookup.
+fn synthetic_record(name: &str, target: &Target) -> ImageRecord {
+    ImageRecord {
+        name: name.to_owned(),
+        target: target.clone(),
+        created: UNIX_EPOCH,
+        updated: UNIX_EPOCH,
+        labels: BTreeMap::new(),
     }
+}
+
+/// Names `loaded_names` must lose and `replaced` must get back after a failed unpack:
+/// the store is left as it was before the load (the blobs stay for `gc`).
+fn undo_names(
+    m: &mut Metadata,
+    loaded: &[(Vec<String>, Target)],
+    replaced: &[ImageRecord],
+) -> Result<(), MetadataError> {
+    for (names, target) in loaded {
+        for name in names {
+            if m.image(name).is_some_and(|r| r.target == *target) {
+                m.remove_image(name, true)?;
+            }
+        }
+        let dangling = dangling_name(&target.digest);
+        if m.image(&dangling).is_some() {
+            m.remove_image(&dangling, true)?;
+        }
+    }
+    for old in replaced {
+        m.put_image(&old.name, old.target.clone(), old.labels.clone())?;
+    }
+    let restored: Vec<Target> = replaced.iter().map(|r| r.target.clone()).collect();
+    fix_dangling(m, &[], &restored)
 }
 
 impl Inner {
@@ -148,29 +182,42 @@ impl Inner {
         .await
     }
 
-    /// Unpacks the images stored under `targets` (just loaded or imported) and
-    /// returns their documents.
-    async fn unpack_targets(
+    /// The documents of `target`, leased (called with the gc lock held).
+    fn load_leased(&self, lease: &Lease, target: &Target) -> Result<Loaded, ServiceError> {
+        let loaded = self.load(&synthetic_record(&dangling_name(&target.digest), target))?;
+        let chains: Vec<String> = loaded.chain_ids.iter().map(Digest::to_string).collect();
+        lease.record(&loaded.blobs(), &chains);
+        Ok(loaded)
+    }
+
+    /// Unpacks every image of `loaded`; on failure puts the names back as they were
+    /// before (`names`: the names each image was given; `replaced`: the records they
+    /// replaced) and returns the unpack error.
+    async fn unpack_or_undo(
         self: &Arc<Self>,
-        targets: Vec<(String, Target)>,
+        loaded: &[Loaded],
+        names: Vec<(Vec<String>, Target)>,
+        replaced: Vec<ImageRecord>,
         lease: &Arc<Lease>,
         progress: &Arc<dyn ProgressSink>,
-    ) -> Result<Vec<Loaded>, ServiceError> {
-        let mut out = Vec::with_capacity(targets.len());
-        for (name, target) in targets {
-            let loaded = self
-                .run_blocking(move |inner| {
-                    let m = inner.metadata.read()?;
-                    match m.image(&name) {
-                        Some(record) if record.target == target => inner.load(record),
-                        _ => Err(ServiceError::ImageNotFound(name)),
-                    }
-                })
-                .await?;
-            self.ensure_unpacked(&loaded, lease, progress).await?;
-            out.push(loaded);
+    ) -> Result<(), ServiceError> {
+        for image in loaded {
+            if let Err(e) = self.ensure_unpacked(image, lease, progress).await {
+                let undone = self
+                    .run_blocking(move |inner| {
+                        inner
+                            .metadata
+                            .update(|m| undo_names(m, &names, &replaced))
+                            .map_err(ServiceError::from)
+                    })
+                    .await;
+                if let Err(undo) = undone {
+                    tracing::warn!(error = %undo, "cannot restore the names after a failed unpack");
+                }
+                return Err(e);
+            }
         }
-        Ok(out)
+        Ok(())
     }
 
     async fn load_archive(
@@ -182,9 +229,9 @@ impl Inner {
         let lease = Arc::new(Lease::new(&self));
         let sink = progress.clone();
         let lease2 = lease.clone();
-        let report = self
+        let (report, loaded) = self
             .run_blocking(move |inner| {
-                // No gc while blobs are stored but not yet named.
+                // No gc while blobs are stored but not yet named or leased.
                 let _gc = inner.gc_lock.blocking_read();
                 let report = match source {
                     LoadSource::Path(path) => {
@@ -196,30 +243,24 @@ impl Inner {
                 };
                 let orphans: Vec<Target> =
                     report.replaced.iter().map(|r| r.target.clone()).collect();
-                let loaded: Vec<Target> = report.images.iter().map(|i| i.target.clone()).collect();
+                let targets: Vec<Target> = report.images.iter().map(|i| i.target.clone()).collect();
                 inner
                     .metadata
-                    .update(|m| fix_dangling(m, &orphans, &loaded))?;
-                lease2.record(
-                    &loaded.iter().map(|t| t.digest.clone()).collect::<Vec<_>>(),
-                    &[],
-                );
-                Ok(report)
+                    .update(|m| fix_dangling(m, &orphans, &targets))?;
+                let loaded = targets
+                    .iter()
+                    .map(|t| inner.load_leased(&lease2, t))
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((report, loaded))
             })
             .await?;
-        let targets = report
+        let names = report
             .images
             .iter()
-            .map(|i| {
-                let name = i
-                    .names
-                    .first()
-                    .cloned()
-                    .unwrap_or_else(|| dangling_name(&i.target.digest));
-                (name, i.target.clone())
-            })
+            .map(|i| (i.names.clone(), i.target.clone()))
             .collect();
-        self.unpack_targets(targets, &lease, &progress).await?;
+        self.unpack_or_undo(&loaded, names, report.replaced.clone(), &lease, &progress)
+            .await?;
         for image in &report.images {
             tracing::info!(id = %image.config, names = ?image.names, "loaded");
         }
@@ -236,22 +277,37 @@ impl Inner {
         let lease = Arc::new(Lease::new(&self));
         let sink = progress.clone();
         let lease2 = lease.clone();
-        let imported = self
+        let (imported, replaced, loaded) = self
             .run_blocking(move |inner| {
+                // The client's bytes first, holding nothing: a slow upload must not
+                // hold `gc` (and everything queued behind it) off.
+                let spooled = archive::spool(input, &options.temp_dir, options.max_bytes)?;
                 let _gc = inner.gc_lock.blocking_read();
+                let name = options.name.as_ref().map(ToString::to_string);
+                let before = match &name {
+                    Some(n) => inner.metadata.read()?.image(n).cloned(),
+                    None => None,
+                };
                 let imported =
-                    archive::import(&inner.content, &inner.metadata, input, &options, &*sink)?;
+                    archive::import(&inner.content, &inner.metadata, spooled, &options, &*sink)?;
+                let replaced: Vec<ImageRecord> = before
+                    .into_iter()
+                    .filter(|r| r.target != imported.target)
+                    .collect();
+                let orphans: Vec<Target> = replaced.iter().map(|r| r.target.clone()).collect();
                 let target = std::slice::from_ref(&imported.target);
-                inner.metadata.update(|m| fix_dangling(m, &[], target))?;
-                lease2.record(std::slice::from_ref(&imported.target.digest), &[]);
-                Ok(imported)
+                inner
+                    .metadata
+                    .update(|m| fix_dangling(m, &orphans, target))?;
+                let loaded = inner.load_leased(&lease2, &imported.target)?;
+                Ok((imported, replaced, loaded))
             })
             .await?;
-        let name = imported
-            .name
-            .clone()
-            .unwrap_or_else(|| dangling_name(&imported.target.digest));
-        self.unpack_targets(vec![(name, imported.target)], &lease, &progress)
+        let names = vec![(
+            imported.name.clone().into_iter().collect(),
+            imported.target.clone(),
+        )];
+        self.unpack_or_undo(&[loaded], names, replaced, &lease, &progress)
             .await?;
         let id = imported.config.to_string();
         let image = self
@@ -263,6 +319,55 @@ impl Inner {
             .await?;
         tracing::info!(id = %image.id, "imported");
         Ok(image)
+    }
+
+    /// What to push or save of `loaded` (`record`'s documents): its target, unless
+    /// that is an index of which the store lacks manifests (a pull keeps only its
+    /// platform's): then the platform manifest that was unpacked, as docker pushes and
+    /// saves what it has. Leases the index's stored manifests too.
+    fn complete_target(
+        &self,
+        lease: &Lease,
+        record: &ImageRecord,
+        loaded: &Loaded,
+    ) -> Result<Target, ServiceError> {
+        if loaded.manifest_digest == loaded.target.digest {
+            return Ok(loaded.target.clone());
+        }
+        let bytes = self.read_document(
+            &record.name,
+            "index",
+            &loaded.target.digest,
+            MAX_MANIFEST_SIZE,
+        )?;
+        let index = match parse_any(&bytes, Some(&loaded.target.media_type)) {
+            Ok(Document::Index(index)) => index,
+            _ => return Ok(loaded.target.clone()),
+        };
+        let stored: Vec<Digest> = index
+            .manifests
+            .iter()
+            .filter(|d| self.content.info(&d.digest).ok().flatten().is_some())
+            .map(|d| d.digest.clone())
+            .collect();
+        lease.record(&stored, &[]);
+        if stored.len() == index.manifests.len() {
+            return Ok(loaded.target.clone());
+        }
+        let platform = index
+            .manifests
+            .iter()
+            .find(|d| d.digest == loaded.manifest_digest)
+            .ok_or_else(|| ServiceError::DocumentMissing {
+                image: record.name.clone(),
+                what: "platform manifest",
+                digest: loaded.manifest_digest.clone(),
+            })?;
+        Ok(Target {
+            media_type: platform.media_type.clone(),
+            digest: platform.digest.clone(),
+            size: platform.size,
+        })
     }
 
     async fn save_images(
@@ -280,8 +385,14 @@ impl Inner {
                 let mut images = Vec::with_capacity(names.len());
                 for name in &names {
                     let image = inner.select(&m, name)?;
-                    lease.record(&image.loaded.blobs(), &[]);
-                    images.push(save_entry(&image, name));
+                    let (typed, record) = chosen_record(&image, name);
+                    let loaded = inner.load(&record)?;
+                    let chains: Vec<String> =
+                        loaded.chain_ids.iter().map(Digest::to_string).collect();
+                    lease.record(&loaded.blobs(), &chains);
+                    let target = inner.complete_target(&lease, &record, &loaded)?;
+                    let names = typed.filter(|r| r.digest().is_none()).into_iter().collect();
+                    images.push(SaveImage { target, names });
                 }
                 images
             };
@@ -313,43 +424,31 @@ impl Inner {
         mut options: PushOptions,
         progress: Arc<dyn ProgressSink>,
     ) -> Result<PushResult, ServiceError> {
-        let lease = Lease::new(&self);
-        let name2 = name.clone();
+        let lease = Arc::new(Lease::new(&self));
+        let lease2 = lease.clone();
         let (image, reference, source_target) = self
             .run_blocking(move |inner| {
+                let _gc = inner.gc_lock.blocking_read();
                 let m = inner.metadata.read()?;
-                let image = inner.select(&m, &name2)?;
-                // What was typed, if it is one of the image's names (`sha256:…` also
-                // parses as a reference, to a repository named `sha256`).
-                let typed = Reference::parse_normalized(&name2).ok().filter(|r| {
-                    let key = r.to_string();
-                    image.records.iter().any(|rec| rec.name == key)
-                });
-                let reference = match (target, &typed) {
+                let image = inner.select(&m, &name)?;
+                let (typed, record) = chosen_record(&image, &name);
+                let reference = match (target, typed) {
                     (Some(t), _) => t,
-                    (None, Some(r)) => r.clone(),
+                    (None, Some(r)) => r,
                     (None, None) => {
                         return Err(ServiceError::InvalidName {
-                            name: name2,
+                            name,
                             reason: "an image ID has no repository to push to; give a target name",
                         })
                     }
                 };
-                // The typed name's own target, else the image's first one.
-                let key = typed.map(|r| r.to_string());
-                let source_target = image
-                    .records
-                    .iter()
-                    .find(|r| Some(&r.name) == key.as_ref())
-                    .map(|r| r.target.clone())
-                    .unwrap_or_else(|| image.loaded.target.clone());
+                let loaded = inner.load(&record)?;
+                let chains: Vec<String> = loaded.chain_ids.iter().map(Digest::to_string).collect();
+                lease2.record(&loaded.blobs(), &chains);
+                let source_target = inner.complete_target(&lease2, &record, &loaded)?;
                 Ok((image, reference, source_target))
             })
             .await?;
-        lease.hold(&image.loaded.blobs(), &[]).await;
-        lease
-            .hold(std::slice::from_ref(&source_target.digest), &[])
-            .await;
         if options.mount_from.is_empty() {
             // Other repositories of the same registry that hold this image.
             options.mount_from = image
