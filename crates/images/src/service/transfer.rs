@@ -11,10 +11,19 @@
 //!   `RepoDigests` shows after a `docker push`.
 //! - **Unpacked on arrival.** Loaded and imported images are unpacked into snapshots
 //!   right away, like pulled ones, so that the first container start does not pay for
-//!   it and a broken layer is reported by `load`, not by `run`.
+//!   it and a broken layer is reported by `load`, not by `run`. When an unpack fails,
+//!   the names are put back as they were before the load (the new blobs are left to
+//!   `gc`): a broken image never takes a name from a working one.
+//! - **Names that would lie are refused**: an archive or import cannot give a name
+//!   carrying a digest (it would answer for content it may not have) or a repository
+//!   named `sha256` (it would shadow image IDs).
+//! - **What the store has.** An image pulled through a multi-platform index keeps only
+//!   its platform's manifest; push and save then send that manifest, not an index the
+//!   store cannot complete (docker does the same).
 //! - **Safe from `gc`.** A load or import holds the garbage collector off while it
-//!   stores blobs and records names (blobs are unnamed until the very end); push and
-//!   save lease the blobs they read.
+//!   stores blobs and records names (an import spools the client's bytes to a scratch
+//!   file first, so a slow upload holds nothing); push and save lease the blobs of the
+//!   target they send, chosen under the gc lock.
 
 use std::collections::BTreeMap;
 use std::fs::File;
