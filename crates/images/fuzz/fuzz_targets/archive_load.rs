@@ -14,6 +14,9 @@
 //! - nothing appears in the scratch directory beside the archive and the run directory.
 #![no_main]
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::PathBuf;
@@ -35,12 +38,7 @@ struct Setup {
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let base = std::env::var_os("BERTH_FUZZ_SCRATCH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/dev/shm"));
-        let dir = base.join(format!("berth-fuzz-archive-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).expect("scratch directory");
+        let dir = scratch::scratch_dir("archive");
         // The defaults, except the bound on a compressed layer's decompressed stream:
         // 16 MiB instead of 256 GiB, so that a gzip or zstd bomb costs a fraction of a
         // second per run instead of a timeout (the bound's check is the same code).

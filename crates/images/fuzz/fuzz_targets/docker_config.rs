@@ -5,6 +5,9 @@
 //! must read back unchanged.
 #![no_main]
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -16,11 +19,7 @@ const HOSTS: [&str; 3] = ["registry-1.docker.io", "127.0.0.1:5000", "ghcr.io"];
 fn scratch() -> &'static PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let base = std::env::var_os("BERTH_FUZZ_SCRATCH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/dev/shm"));
-        let dir = base.join(format!("berth-fuzz-config-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
+        let dir = scratch::scratch_dir("config");
         std::fs::create_dir_all(dir.join("no-helpers")).expect("scratch directory");
         dir
     })

@@ -6,6 +6,9 @@
 //! one directory per process) and removes it afterwards.
 #![no_main]
 
+#[path = "common/scratch.rs"]
+mod scratch;
+
 use std::path::PathBuf;
 use std::sync::OnceLock;
 
@@ -20,12 +23,7 @@ struct Setup {
 fn setup() -> &'static Setup {
     static SETUP: OnceLock<Setup> = OnceLock::new();
     SETUP.get_or_init(|| {
-        let base = std::env::var_os("BERTH_FUZZ_SCRATCH")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| PathBuf::from("/dev/shm"));
-        let parent = base.join(format!("berth-fuzz-apply-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&parent);
-        std::fs::create_dir_all(&parent).expect("scratch directory");
+        let parent = scratch::scratch_dir("apply");
         // Small bounds keep each run cheap; the defaults' checks are the same code.
         let options = ApplyOptions {
             limits: Limits {
