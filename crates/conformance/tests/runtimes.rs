@@ -116,6 +116,44 @@ fn host_limitations() -> BTreeMap<&'static str, &'static str> {
     known
 }
 
+/// For the peer runtimes (runc, crun), whose own flakes under a loaded machine are not
+/// ours to fix (crun 1.8 has hung past the 30 s command timeout in `poststop` and
+/// `poststart_fail`, each once in dozens of runs): the unexpected failures of `report`
+/// are run again, once, and those that pass then count as passed (and are printed).
+/// berth-runtime gets no second chance.
+fn retry_peer_flakes(
+    runtime: &str,
+    options: &SuiteOptions,
+    report: &mut Report,
+    expected: &BTreeMap<&str, &str>,
+) {
+    let unexpected: Vec<String> = report
+        .failed()
+        .into_iter()
+        .filter(|f| !expected.contains_key(f))
+        .map(str::to_owned)
+        .collect();
+    if unexpected.is_empty() {
+        return;
+    }
+    let mut again = options.clone();
+    again.filters = unexpected.clone();
+    let retried = run(again);
+    for case in retried
+        .cases
+        .into_iter()
+        .filter(|c| unexpected.contains(&c.name) && c.outcome == Outcome::Pass)
+    {
+        eprintln!(
+            "[{runtime}] note: {} failed, then passed when run again (flaky peer)",
+            case.name
+        );
+        if let Some(first) = report.cases.iter_mut().find(|c| c.name == case.name) {
+            *first = case;
+        }
+    }
+}
+
 /// Asserts that every failed case is expected, and reports expected failures
 /// that passed.
 fn assert_only_expected(runtime: &str, report: &Report, expected: &BTreeMap<&str, &str>) {
@@ -173,7 +211,9 @@ fn runc_passes_everything_it_supports() {
             "runc 1.1 stops running poststop hooks at the first failing one",
         ),
     ]);
-    let report = run(SuiteOptions::new(RUNC));
+    let options = SuiteOptions::new(RUNC);
+    let mut report = run(options.clone());
+    retry_peer_flakes("runc", &options, &mut report, &expected);
     assert_only_expected("runc", &report, &expected);
 }
 
@@ -196,7 +236,8 @@ fn crun_passes_everything_it_supports() {
     // crun refuses this host's hybrid layout (see the next test); hide the
     // cgroup2 mount from it in a private mount namespace.
     options.mask_hybrid_cgroup2 = true;
-    let report = run(options);
+    let mut report = run(options.clone());
+    retry_peer_flakes("crun", &options, &mut report, &expected);
     assert_only_expected("crun", &report, &expected);
 }
 
