@@ -14,6 +14,7 @@
 #   make vm-ci         its cgroup v2 + AppArmor and SELinux configurations (part of `make
 #                      test`; the hybrid one is this host, where the tests run anyway)
 #   make vm-v2         only its cgroup v2 + AppArmor configuration
+#   make vm-tmp-checkout  the guest smoke from a checkout under /tmp (part of make vm-ci)
 #
 # Variables: CARGO, CARGO_FLAGS (CI passes --locked), CARGO_TARGET_DIR, TEST_THREADS,
 # BERTH_FIXTURES (fixture cache, default /var/cache/berth-fixtures).
@@ -35,7 +36,7 @@ TEST_THREADS ?=
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 
-.PHONY: fuzz vm-smoke vm-matrix vm-ci vm-v2 bench-pull all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
+.PHONY: fuzz vm-smoke vm-tmp-checkout vm-matrix vm-ci vm-v2 bench-pull all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
 
 all: build
 
@@ -105,11 +106,17 @@ fuzz:
 vm-matrix: runtime fixtures
 	tests/vm/matrix.sh
 
-vm-ci: runtime fixtures
+vm-ci: runtime fixtures vm-tmp-checkout
 	tests/vm/matrix.sh v2-apparmor selinux
 
 vm-v2: runtime fixtures
 	tests/vm/matrix.sh v2-apparmor
+
+# The guest mounts a fresh tmpfs on /tmp: run.sh shares the checkout and the paths it is
+# told back. Runs the guest smoke from a copy of tests/vm under /tmp, with the runtime
+# and fixture shared from another /tmp directory, and checks that an unshared one is named.
+vm-tmp-checkout: runtime fixtures
+	tests/vm/tmp-checkout.sh
 
 vm-smoke: runtime fixtures
 	tests/vm/run.sh --cmdline cgroup_no_v1=all -- sh tests/vm/runtime-smoke.sh

@@ -7,6 +7,10 @@
 #   berth.cgroup=MODE   v2 | hybrid | hybrid-systemd | none; default v2 when
 #                       cgroup_no_v1=all is given, hybrid (the CI host layout)
 #                       otherwise
+#   berth.shares=PATH   host path of the list of shared paths written by run.sh
+#                       (--share, its current directory), lines "DEST<TAB>SRC":
+#                       the host's SRC is bound at DEST over the fresh /tmp, /run
+#                       and /dev mounted here, which would hide it
 #   berth.debug=1       print each setup step on the console
 # The exit status of the command is printed as "BERTH-VM-EXIT=<n>"; setup
 # failures print "BERTH-VM-ERROR=<step>" and exit 125. Then the VM powers off.
@@ -16,10 +20,12 @@ mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
-cmd='' cgmode='' v1off='' debug=''
+cmd='' cgmode='' v1off='' debug='' shares=''
+# shellcheck disable=SC2013 # words, not lines
 for w in $(cat /proc/cmdline); do
 	case $w in
 	berth.cmd=*) cmd=${w#berth.cmd=} ;;
+	berth.shares=*) shares=${w#berth.shares=} ;;
 	berth.cgroup=*) cgmode=${w#berth.cgroup=} ;;
 	berth.debug=1) debug=1 ;;
 	cgroup_no_v1=all) v1off=1 ;;
@@ -42,6 +48,7 @@ die() {
 }
 
 say "loading modules"
+# shellcheck disable=SC2013 # words, not lines
 for m in $(cat /etc/berth-boot-modules); do
 	[ -d "/sys/module/$m" ] || modprobe "$m" || die "modprobe $m"
 done
@@ -55,6 +62,27 @@ mount -t overlay -o lowerdir=/host,upperdir=/ovl/upper,workdir=/ovl/work overlay
 	die "mount overlay"
 
 R=/newroot
+# Shared host paths (run.sh --share and its current directory, when under /tmp, /run
+# or /dev): the mounts below hide them, so bind each one aside now and move it back
+# on top afterwards. They are binds of the overlay, so writes go to its tmpfs upper.
+tab=$(printf '\t')
+if [ -n "$shares" ]; then
+	say "stashing shared paths"
+	[ -f "/host$shares" ] || die "read share list /host$shares"
+	mkdir -p /keep
+	n=0
+	while IFS=$tab read -r dst src; do
+		n=$((n + 1))
+		if [ -d "$R$src" ]; then
+			mkdir "/keep/$n"
+		elif [ -e "$R$src" ]; then
+			: >"/keep/$n"
+		else
+			die "shared host path $src is not visible through the 9p share of the host root"
+		fi
+		mount --bind "$R$src" "/keep/$n" || die "bind shared host path $src"
+	done <"/host$shares"
+fi
 mount -t proc proc $R/proc || die "mount proc"
 mount -t sysfs sysfs $R/sys || die "mount sysfs"
 mount -t devtmpfs devtmpfs $R/dev || die "mount devtmpfs"
@@ -106,6 +134,23 @@ hybrid|hybrid-systemd)
 none) ;;
 *) die "unknown berth.cgroup=$cgmode" ;;
 esac
+
+if [ -n "$shares" ]; then
+	n=0
+	while IFS=$tab read -r dst src; do
+		n=$((n + 1))
+		if [ -d "/keep/$n" ]; then
+			mkdir -p "$R$dst"
+		else
+			mkdir -p "$R${dst%/*}" && { [ -e "$R$dst" ] || : >"$R$dst"; }
+		fi || die "create mount point for shared host path $dst"
+		# Only fresh directories of the guest's tmpfs lie between $R and $dst (run.sh
+		# drops nested shares), so no symlink can lead it elsewhere; make sure.
+		[ "$(readlink -f "$R$dst")" = "$R$dst" ] || die "shared host path $dst: symlink in the guest's path"
+		mount --move "/keep/$n" "$R$dst" || die "mount shared host path $src at $dst"
+		say "shared $src at $dst"
+	done <"/host$shares"
+fi
 
 [ -n "$cmd" ] || die "no berth.cmd= on the kernel command line"
 mkdir -p $R/run/berth-vm

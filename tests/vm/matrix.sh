@@ -12,7 +12,9 @@
 #
 # On the host it builds the test binaries (cargo test --no-run), the shipped runtime
 # (make runtime) and the conformance checker once; each guest then runs them from the
-# host's file system (read-only 9p + tmpfs overlay) through tests/vm/guest-suite.sh.
+# host's file system (read-only 9p + tmpfs overlay) through tests/vm/guest-suite.sh:
+# the checkout, CARGO_TARGET_DIR, BERTH_FIXTURES and the SELinux policy are shared
+# (run.sh --share), so they may live anywhere, /tmp included.
 # Tests that need a feature of the configuration run with BERTH_REQUIRE naming it, so
 # they fail rather than skip if the guest lacks it. Exit status: 0 when every
 # configuration passed. Needs root, qemu-system-x86, busybox-static, apparmor,
@@ -24,6 +26,8 @@ repo=$(cd "$here/../.." && pwd)
 cd "$repo"
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$repo/target}
 case $CARGO_TARGET_DIR in /*) ;; *) CARGO_TARGET_DIR=$repo/$CARGO_TARGET_DIR ;; esac
+export BERTH_FIXTURES=${BERTH_FIXTURES:-/var/cache/berth-fixtures}
+case $BERTH_FIXTURES in /*) ;; *) BERTH_FIXTURES=$repo/$BERTH_FIXTURES ;; esac
 cargo=${CARGO:-cargo}
 kernel=()
 configs=()
@@ -60,6 +64,7 @@ for line in sys.stdin:
 make --no-print-directory runtime >/dev/null
 runtime=$CARGO_TARGET_DIR/runtime/berth-runtime
 checker=$CARGO_TARGET_DIR/conformance-checker/x86_64-unknown-linux-gnu/debug/berth-checker
+# shellcheck disable=SC2086 # CARGO_FLAGS is a list of flags
 RUSTFLAGS="-C target-feature=+crt-static" CARGO_TARGET_DIR=$CARGO_TARGET_DIR/conformance-checker \
 	"$cargo" build ${CARGO_FLAGS:-} -q -p berth-conformance --bin berth-checker --target x86_64-unknown-linux-gnu
 bash tests/fixtures/build-images.sh busybox >/dev/null
@@ -68,6 +73,9 @@ if printf '%s\n' "${configs[@]}" | grep -qx selinux; then
 else
 	policy=''
 fi
+# What the guest reads from the host, visible there at the same paths wherever it is.
+shares=(--share "$repo" --share "$CARGO_TARGET_DIR" --share "$BERTH_FIXTURES")
+[ -z "$policy" ] || shares+=(--share "$policy")
 
 failed=()
 for config in "${configs[@]}"; do
@@ -80,7 +88,8 @@ for config in "${configs[@]}"; do
 	echo "== $config: booting (${args[*]})"
 	start=$SECONDS
 	rc=0
-	"$here/run.sh" "${args[@]}" -- env BERTH_MATRIX_POLICY="$policy" \
+	"$here/run.sh" "${args[@]}" "${shares[@]}" -- \
+		env BERTH_FIXTURES="$BERTH_FIXTURES" BERTH_MATRIX_POLICY="$policy" \
 		sh "$here/guest-suite.sh" "$config" "$list" "$runtime" "$checker" || rc=$?
 	echo "== $config: exit $rc after $((SECONDS - start))s"
 	[ $rc = 0 ] || failed+=("$config")
