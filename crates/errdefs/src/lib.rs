@@ -37,6 +37,26 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// Every class, in declaration order.
+    pub const ALL: [ErrorKind; 10] = [
+        ErrorKind::NotFound,
+        ErrorKind::AlreadyExists,
+        ErrorKind::Conflict,
+        ErrorKind::InvalidArgument,
+        ErrorKind::FailedPrecondition,
+        ErrorKind::NotModified,
+        ErrorKind::PermissionDenied,
+        ErrorKind::Unavailable,
+        ErrorKind::NotImplemented,
+        ErrorKind::Internal,
+    ];
+
+    /// The class named `name` (the inverse of [`ErrorKind::as_str`]), for kinds that cross
+    /// a process boundary as text. Unknown names are `None`.
+    pub fn from_name(name: &str) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
     /// A stable lower-case name, used in logs and JSON error bodies.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -124,6 +144,14 @@ mod tests {
         assert_eq!(ErrorKind::from_errno(1), ErrorKind::PermissionDenied);
         assert_eq!(ErrorKind::from_errno(38), ErrorKind::NotImplemented);
         assert_eq!(ErrorKind::from_errno(9999), ErrorKind::Internal);
+    }
+
+    #[test]
+    fn names_round_trip() {
+        for k in ErrorKind::ALL {
+            assert_eq!(ErrorKind::from_name(k.as_str()), Some(k));
+        }
+        assert_eq!(ErrorKind::from_name("bogus"), None);
     }
 
     #[test]

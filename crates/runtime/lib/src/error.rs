@@ -75,6 +75,15 @@ pub enum Error {
     /// The container's init process reported a failure while setting up.
     #[error("container init failed: {0}")]
     Init(String),
+    /// A process the runtime forked (the container's init, an exec'd process) failed at a
+    /// step and reported the error's class with its message.
+    #[error("{message}")]
+    Reported {
+        /// The class of the original error.
+        kind: ErrorKind,
+        /// Its message.
+        message: String,
+    },
     /// A hook failed or timed out.
     #[error("{kind} hook {path}: {message}")]
     Hook {
@@ -128,6 +137,7 @@ impl HasKind for Error {
             Error::Seccomp(e) => e.kind(),
             Error::Init(_) | Error::Hook { .. } | Error::Lsm(_) => ErrorKind::FailedPrecondition,
             Error::State { .. } => ErrorKind::Internal,
+            Error::Reported { kind, .. } => *kind,
         }
     }
 }

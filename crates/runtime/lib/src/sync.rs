@@ -51,8 +51,60 @@ pub(crate) enum Msg {
     /// R → I: exec the user process now (carries the report pipe, and the state JSON for
     /// the startContainer hooks).
     Start(String),
-    /// Either way: a step failed.
-    Failed(String),
+    /// Either way: a step failed (its class and message).
+    Failed(Failure),
+}
+
+/// A failure reported by a process the runtime forked: its error class crosses the
+/// process boundary with the message, so the caller (and the engine above it) can tell a
+/// missing executable (invalid argument) from a permission problem or a bug.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Failure {
+    /// [`berth_errdefs::ErrorKind::as_str`] of the error.
+    pub kind: String,
+    /// Its message.
+    pub message: String,
+}
+
+impl Failure {
+    /// The report of `err`.
+    pub(crate) fn of(err: &(impl std::fmt::Display + berth_errdefs::HasKind)) -> Failure {
+        Failure {
+            kind: err.kind().as_str().to_owned(),
+            message: err.to_string(),
+        }
+    }
+
+    /// A failure of class `kind` with `message`.
+    pub(crate) fn new(kind: berth_errdefs::ErrorKind, message: impl Into<String>) -> Failure {
+        Failure {
+            kind: kind.as_str().to_owned(),
+            message: message.into(),
+        }
+    }
+
+    /// The error the receiving side returns.
+    pub(crate) fn into_error(self) -> Error {
+        Error::Reported {
+            kind: berth_errdefs::ErrorKind::from_name(&self.kind)
+                .unwrap_or(berth_errdefs::ErrorKind::Internal),
+            message: self.message,
+        }
+    }
+
+    /// Decode what a start report pipe carried: the JSON form, or plain text (class
+    /// unknown, reported as a failed precondition).
+    pub(crate) fn decode(bytes: &[u8]) -> Error {
+        match serde_json::from_slice::<Failure>(bytes) {
+            Ok(f) => f.into_error(),
+            Err(_) => Error::Init(String::from_utf8_lossy(bytes).into_owned()),
+        }
+    }
+
+    /// The JSON form written into a start report pipe.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).unwrap_or_else(|_| self.message.clone().into_bytes())
+    }
 }
 
 /// A connected SEQPACKET socket pair end.
@@ -94,7 +146,7 @@ impl Channel {
     pub(crate) fn expect(&self, want: &Msg) -> Result<Option<OwnedFd>> {
         match self.recv()? {
             (m, fd) if &m == want => Ok(fd),
-            (Msg::Failed(why), _) => Err(Error::Init(why)),
+            (Msg::Failed(why), _) => Err(why.into_error()),
             (other, _) => Err(Error::Init(format!(
                 "protocol error: expected {want:?}, got {other:?}"
             ))),
@@ -181,8 +233,16 @@ mod tests {
         let (m, fd) = b.recv().unwrap();
         assert_eq!(m, Msg::Pid(42));
         assert!(fd.is_some());
-        a.send(&Msg::Failed("boom".into()), None).unwrap();
-        assert!(matches!(b.expect(&Msg::HooksDone), Err(Error::Init(s)) if s == "boom"));
+        let boom = Failure::new(berth_errdefs::ErrorKind::InvalidArgument, "boom");
+        a.send(&Msg::Failed(boom.clone()), None).unwrap();
+        let e = b.expect(&Msg::HooksDone).unwrap_err();
+        assert_eq!(e.to_string(), "boom");
+        assert_eq!(
+            berth_errdefs::HasKind::kind(&e),
+            berth_errdefs::ErrorKind::InvalidArgument
+        );
+        assert_eq!(Failure::decode(&boom.encode()).to_string(), "boom");
+        assert!(matches!(Failure::decode(b"plain"), Error::Init(s) if s == "plain"));
         drop(a);
         assert!(b.recv().is_err());
     }

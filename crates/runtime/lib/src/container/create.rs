@@ -265,7 +265,7 @@ impl Runtime {
                     }
                     match got? {
                         (Msg::Pid(pid), _) => pid,
-                        (Msg::Failed(why), _) => return Err(Error::Init(why)),
+                        (Msg::Failed(why), _) => return Err(why.into_error()),
                         (other, _) => {
                             return Err(Error::Init(format!("protocol error: {other:?}")))
                         }
@@ -330,7 +330,7 @@ impl Runtime {
                     parent_ch.send(&Msg::HooksDone, None)?;
                 }
                 (Msg::Created, _) => break,
-                (Msg::Failed(why), _) => return Err(Error::Init(why)),
+                (Msg::Failed(why), _) => return Err(why.into_error()),
                 (other, _) => {
                     return Err(Error::Init(format!("protocol error: unexpected {other:?}")))
                 }

@@ -146,7 +146,8 @@ impl Runtime {
                             // Into the cgroups first, while paths still resolve on the host.
                             if let Some(cg) = args.place_self {
                                 if let Err(e) = cg.add_self() {
-                                    let _ = child_ch.send(&Msg::Failed(e.to_string()), None);
+                                    let _ = child_ch
+                                        .send(&Msg::Failed(crate::sync::Failure::of(&e)), None);
                                     std::process::exit(1)
                                 }
                             }
@@ -159,8 +160,9 @@ impl Runtime {
                                     late,
                                 ) {
                                     let _ = child_ch.send(
-                                        &Msg::Failed(format!(
-                                            "join the container's mount and cgroup namespaces: {e}"
+                                        &Msg::Failed(crate::sync::Failure::new(
+                                            berth_errdefs::ErrorKind::from_errno(e.raw_os_error()),
+                                            format!("join the container's mount and cgroup namespaces: {e}"),
                                         )),
                                         None,
                                     );
@@ -178,7 +180,7 @@ impl Runtime {
                         std::process::exit(0)
                     }
                     Err(e) => {
-                        let _ = child_ch.send(&Msg::Failed(e.to_string()), None);
+                        let _ = child_ch.send(&Msg::Failed(crate::sync::Failure::of(&e)), None);
                         std::process::exit(1)
                     }
                 }
@@ -192,7 +194,7 @@ impl Runtime {
         }
         let pid = match got? {
             (Msg::Pid(pid), _) => pid,
-            (Msg::Failed(why), _) => return Err(Error::Init(why)),
+            (Msg::Failed(why), _) => return Err(why.into_error()),
             (other, _) => return Err(Error::Init(format!("protocol error: {other:?}"))),
         };
         let guard = KillOnDrop(Some(pid));
@@ -294,11 +296,11 @@ fn exec_child(a: ExecChild<'_>) -> ! {
     let Err(e) = result;
     match report {
         Some(fd) => {
-            let _ = rustix::io::write(&fd, e.to_string().as_bytes());
+            let _ = rustix::io::write(&fd, &crate::sync::Failure::of(&e).encode());
             std::process::exit(127)
         }
         None => {
-            let _ = channel.send(&Msg::Failed(e.to_string()), None);
+            let _ = channel.send(&Msg::Failed(crate::sync::Failure::of(&e)), None);
             std::process::exit(1)
         }
     }

@@ -101,7 +101,7 @@ pub(crate) fn intermediate(
             std::process::exit(0)
         }
         Err(e) => {
-            let _ = channel.send(&Msg::Failed(e.to_string()), None);
+            let _ = channel.send(&Msg::Failed(crate::sync::Failure::of(&e)), None);
             std::process::exit(1)
         }
     }
@@ -113,13 +113,12 @@ pub(crate) fn main(args: InitArgs<'_>) -> ! {
     match run(args) {
         Ok(never) => match never {},
         Err(Failure::BeforeStart(e)) => {
-            let _ = channel.send(&Msg::Failed(e.to_string()), None);
+            let _ = channel.send(&Msg::Failed(crate::sync::Failure::of(&e)), None);
             std::process::exit(1)
         }
         Err(Failure::AfterStart(e, report)) => {
-            let msg = e.to_string();
             if let Some(fd) = report {
-                let _ = rustix::io::write(&fd, msg.as_bytes());
+                let _ = rustix::io::write(&fd, &crate::sync::Failure::of(&e).encode());
             }
             std::process::exit(127)
         }
@@ -204,7 +203,7 @@ fn run(a: InitArgs<'_>) -> std::result::Result<Infallible, Failure> {
 
     let state_json = match a.channel.recv()? {
         (Msg::Go(s), _) => s,
-        (Msg::Failed(why), _) => return Err(Error::Init(why).into()),
+        (Msg::Failed(why), _) => return Err(why.into_error().into()),
         (other, _) => {
             return Err(Error::Init(format!("protocol error: unexpected {other:?}")).into())
         }

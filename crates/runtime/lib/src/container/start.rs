@@ -57,7 +57,7 @@ pub(crate) fn start_and_report(
     if out.is_empty() {
         Ok(())
     } else {
-        Err(Error::Init(String::from_utf8_lossy(&out).into_owned()))
+        Err(crate::sync::Failure::decode(&out))
     }
 }
 

@@ -1,0 +1,1185 @@
+//! The routes: HTTP in, [`Action`]s to the engine, Docker's JSON out.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{delete, get, post};
+use axum::{Json, Router};
+use berth_engine::{
+    Action, AttachOptions, CreateContainer, Engine, LogsOptions, Outcome, WaitCondition,
+};
+use berth_errdefs::ErrorKind;
+use futures_util::StreamExt;
+use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::error::ApiError;
+use crate::version::{split_path, ApiVersion, CURRENT, MINIMUM};
+use crate::wire;
+
+/// Largest JSON request body.
+const MAX_JSON_BODY: usize = 4 * 1024 * 1024;
+/// Largest `docker load` upload.
+const MAX_LOAD_BODY: u64 = 64 * 1024 * 1024 * 1024;
+
+/// What the handlers share.
+#[derive(Debug, Clone)]
+pub struct ApiState {
+    /// The engine.
+    pub engine: Engine,
+    /// Reported in `version` and `info`.
+    pub daemon_version: &'static str,
+    /// Where the state lives (for `info`).
+    pub root: std::path::PathBuf,
+}
+
+type Q = Query<HashMap<String, String>>;
+type ApiResult = Result<Response, ApiError>;
+
+fn unexpected(o: &Outcome) -> ApiError {
+    ApiError::new(
+        ErrorKind::Internal,
+        format!("unexpected engine outcome {o:?}"),
+    )
+}
+
+fn flag(q: &HashMap<String, String>, k: &str) -> bool {
+    q.get(k)
+        .is_some_and(|v| matches!(v.as_str(), "1" | "true" | "True" | "yes"))
+}
+
+fn int(q: &HashMap<String, String>, k: &str) -> Result<Option<i64>, ApiError> {
+    match q.get(k).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(v) => v
+            .parse()
+            .map(Some)
+            .map_err(|_| ApiError::bad_request(format!("invalid value for {k}: {v:?}"))),
+    }
+}
+
+/// Builds the router for `state`.
+pub fn router(state: ApiState) -> Router {
+    let state = Arc::new(state);
+    Router::new()
+        .route("/_ping", get(ping).head(ping))
+        .route("/version", get(version))
+        .route("/info", get(info))
+        .route("/events", get(events))
+        .route("/containers/create", post(container_create))
+        .route("/containers/json", get(container_list))
+        .route("/containers/{id}/json", get(container_inspect))
+        .route("/containers/{id}/start", post(container_start))
+        .route("/containers/{id}/stop", post(container_stop))
+        .route("/containers/{id}/restart", post(container_restart))
+        .route("/containers/{id}/kill", post(container_kill))
+        .route("/containers/{id}/pause", post(container_pause))
+        .route("/containers/{id}/unpause", post(container_unpause))
+        .route("/containers/{id}/wait", post(container_wait))
+        .route("/containers/{id}/rename", post(container_rename))
+        .route("/containers/{id}/resize", post(container_resize))
+        .route("/containers/{id}/attach", post(container_attach))
+        .route("/containers/{id}/logs", get(container_logs))
+        .route("/containers/{id}", delete(container_delete))
+        .route("/images/json", get(image_list))
+        .route("/images/load", post(image_load))
+        .route("/images/search", get(image_search))
+        .route(
+            "/images/{*rest}",
+            get(image_get).post(image_post).delete(image_delete),
+        )
+        .route("/networks", get(network_list))
+        .route("/networks/{id}", get(network_inspect))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// Wraps the router: strips and checks the `/vX.Y` prefix, adds Docker's headers.
+pub async fn version_gate(mut req: Request, next: Next) -> Response {
+    let path = req.uri().path().to_owned();
+    let (v, rest) = split_path(&path);
+    let version = match v {
+        None => ApiVersion::current(),
+        Some(v) => match ApiVersion::parse(v) {
+            Some(p) if p < ApiVersion::minimum() => {
+                return ApiError::bad_request(format!(
+                    "client version {v} is too old. Minimum supported API version is {MINIMUM}, please upgrade your client to a newer version"
+                ))
+                .into_response()
+            }
+            Some(p) if p > ApiVersion::current() => {
+                return ApiError::bad_request(format!(
+                    "client version {v} is too new. Maximum supported API version is {CURRENT}"
+                ))
+                .into_response()
+            }
+            Some(p) => p,
+            None => return not_found().await,
+        },
+    };
+    if v.is_some() {
+        let pq = match req.uri().query() {
+            Some(q) => format!("{rest}?{q}"),
+            None => rest.to_owned(),
+        };
+        if let Ok(uri) = pq.parse() {
+            *req.uri_mut() = uri;
+        }
+    }
+    req.extensions_mut().insert(version);
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert("Api-Version", HeaderValue::from_static(CURRENT));
+    h.insert("Docker-Experimental", HeaderValue::from_static("false"));
+    h.insert("Ostype", HeaderValue::from_static("linux"));
+    h.insert(
+        header::SERVER,
+        HeaderValue::from_static(concat!("Berth/", env!("CARGO_PKG_VERSION"), " (linux)")),
+    );
+    resp
+}
+
+async fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        Json(json!({"message": "page not found"})),
+    )
+        .into_response()
+}
+
+async fn ping(method: Method) -> Response {
+    let mut r = if method == Method::HEAD {
+        StatusCode::OK.into_response()
+    } else {
+        (StatusCode::OK, "OK").into_response()
+    };
+    let h = r.headers_mut();
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("no-cache, no-store, must-revalidate"),
+    );
+    h.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));
+    h.insert("Builder-Version", HeaderValue::from_static("1"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    r
+}
+
+fn kernel_version() -> String {
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
+}
+
+async fn version(State(s): State<Arc<ApiState>>) -> Response {
+    let kernel = kernel_version();
+    Json(json!({
+        "Platform": { "Name": "Berth" },
+        "Components": [{
+            "Name": "Engine",
+            "Version": s.daemon_version,
+            "Details": {
+                "ApiVersion": CURRENT, "MinAPIVersion": MINIMUM, "Os": "linux", "Arch": "amd64",
+                "KernelVersion": kernel, "GitCommit": "", "GoVersion": "", "BuildTime": "", "Experimental": "false",
+            },
+        }],
+        "Version": s.daemon_version,
+        "ApiVersion": CURRENT,
+        "MinAPIVersion": MINIMUM,
+        "GitCommit": "",
+        "GoVersion": "",
+        "Os": "linux",
+        "Arch": "amd64",
+        "KernelVersion": kernel,
+        "BuildTime": "",
+    }))
+    .into_response()
+}
+
+fn mem_total() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|m| {
+            m.lines()
+                .find(|l| l.starts_with("MemTotal:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+fn os_name() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|s| {
+            s.lines().find_map(|l| {
+                l.strip_prefix("PRETTY_NAME=")
+                    .map(|v| v.trim_matches('"').to_owned())
+            })
+        })
+        .unwrap_or_else(|| "Linux".into())
+}
+
+async fn info(State(s): State<Arc<ApiState>>) -> ApiResult {
+    let containers = s.engine.list_containers();
+    let running = containers
+        .iter()
+        .filter(|c| c.state.status == berth_engine::Status::Running)
+        .count();
+    let paused = containers
+        .iter()
+        .filter(|c| c.state.status == berth_engine::Status::Paused)
+        .count();
+    let images = s.engine.list_images().await?.len();
+    let cgroup_v2 = std::fs::metadata("/sys/fs/cgroup/cgroup.controllers").is_ok();
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let hostname = rustix::system::uname()
+        .nodename()
+        .to_string_lossy()
+        .into_owned();
+    Ok(Json(json!({
+        "ID": "berth",
+        "Containers": containers.len(),
+        "ContainersRunning": running,
+        "ContainersPaused": paused,
+        "ContainersStopped": containers.len() - running - paused,
+        "Images": images,
+        "Driver": "overlay2",
+        "DriverStatus": [["Backing Filesystem", "extfs"], ["Supports d_type", "true"], ["Using metacopy", "false"], ["Native Overlay Diff", "true"]],
+        "Plugins": { "Volume": ["local"], "Network": ["host", "none"], "Authorization": null, "Log": ["json-file", "none"] },
+        "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true,
+        "PidsLimit": true, "IPv4Forwarding": false, "Debug": false, "NFd": 0, "OomKillDisable": false, "NGoroutines": 0,
+        "SystemTime": berth_engine_time(), "LoggingDriver": "json-file",
+        "CgroupDriver": "cgroupfs", "CgroupVersion": if cgroup_v2 { "2" } else { "1" },
+        "NEventsListener": 0, "KernelVersion": kernel_version(), "OperatingSystem": os_name(), "OSVersion": "",
+        "OSType": "linux", "Architecture": std::env::consts::ARCH,
+        "IndexServerAddress": "https://index.docker.io/v1/",
+        "RegistryConfig": { "AllowNondistributableArtifactsCIDRs": null, "AllowNondistributableArtifactsHostnames": null, "InsecureRegistryCIDRs": ["127.0.0.0/8"], "IndexConfigs": {}, "Mirrors": null },
+        "NCPU": ncpu, "MemTotal": mem_total(), "GenericResources": null,
+        "DockerRootDir": s.root, "HttpProxy": "", "HttpsProxy": "", "NoProxy": "",
+        "Name": hostname, "Labels": [], "ExperimentalBuild": false, "ServerVersion": s.daemon_version,
+        "Runtimes": { "berth": { "path": "berth-runtime" } }, "DefaultRuntime": "berth",
+        "Swarm": { "NodeID": "", "NodeAddr": "", "LocalNodeState": "inactive", "ControlAvailable": false, "Error": "", "RemoteManagers": null },
+        "LiveRestoreEnabled": true, "Isolation": "", "InitBinary": "",
+        "ContainerdCommit": { "ID": "" }, "RuncCommit": { "ID": "" }, "InitCommit": { "ID": "" },
+        "SecurityOptions": ["name=seccomp,profile=builtin", "name=no-new-privileges"],
+        "CDISpecDirs": [], "Warnings": [],
+    }))
+    .into_response())
+}
+
+fn berth_engine_time() -> String {
+    berth_engine_timestamp()
+}
+
+fn berth_engine_timestamp() -> String {
+    // RFC 3339 now, as the engine writes times.
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let secs = i64::try_from(t.as_secs()).unwrap_or(0);
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let (y, m, d) = civil(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60,
+        t.subsec_nanos()
+    )
+}
+
+fn civil(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+/// Events: the kept history from `since`, then live ones until `until`.
+async fn events(State(s): State<Arc<ApiState>>, Query(q): Q) -> ApiResult {
+    let since = q
+        .get("since")
+        .and_then(|v| berth_engine::parse_timestamp(v));
+    let until = q
+        .get("until")
+        .and_then(|v| berth_engine::parse_timestamp(v));
+    let filters = parse_filters(q.get("filters"))?;
+    let keep = move |e: &berth_engine::Event| -> bool {
+        let want = |k: &str, v: &str| filters.get(k).is_none_or(|set| set.iter().any(|x| x == v));
+        let name = e
+            .attributes
+            .iter()
+            .find(|(k, _)| k == "name")
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("");
+        want("type", &e.kind)
+            && want("event", &e.action)
+            && (filters.get("container").is_none_or(|set| {
+                set.iter()
+                    .any(|x| x == &e.id || x == name || e.id.starts_with(x.as_str()))
+            }) || e.kind != "container")
+    };
+    let rx = s.engine.subscribe();
+    let past: Vec<berth_engine::Event> = if since.is_some() {
+        berth_engine::past_events()
+            .into_iter()
+            .filter(|e| {
+                since.is_none_or(|t| e.time_nano >= t) && until.is_none_or(|t| e.time_nano < t)
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let now = i128::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    )
+    .unwrap_or(0);
+    let keep2 = keep.clone();
+    let history = futures_util::stream::iter(past.into_iter().filter(move |e| keep(e)));
+    let live_done = until.is_some_and(|u| u <= now);
+    let live = tokio_stream::wrappers::BroadcastStream::new(rx)
+        .filter_map(|e| async move { e.ok() })
+        .take_while(move |e| {
+            let ok = until.is_none_or(|u| e.time_nano < u);
+            async move { ok }
+        })
+        .filter(move |e| {
+            let ok = keep2(e);
+            async move { ok }
+        });
+    let live: std::pin::Pin<Box<dyn futures_util::Stream<Item = berth_engine::Event> + Send>> =
+        if live_done {
+            Box::pin(futures_util::stream::empty())
+        } else if let Some(u) = until {
+            let wait = u.saturating_sub(now);
+            let deadline = tokio::time::sleep(std::time::Duration::from_nanos(
+                u64::try_from(wait).unwrap_or(0),
+            ));
+            Box::pin(live.take_until(deadline))
+        } else {
+            Box::pin(live)
+        };
+    let body = history.chain(live).map(|e| {
+        let secs = i64::try_from(e.time_nano / 1_000_000_000).unwrap_or(0);
+        let attrs: BTreeMap<String, String> = e.attributes.into_iter().collect();
+        let mut v = json!({
+            "Type": e.kind, "Action": e.action,
+            "Actor": { "ID": e.id, "Attributes": attrs },
+            "scope": "local", "time": secs, "timeNano": e.time_nano,
+        });
+        if v["Type"] == "container" {
+            v["status"] = v["Action"].clone();
+            v["id"] = v["Actor"]["ID"].clone();
+            v["from"] = v["Actor"]["Attributes"]["image"].clone();
+        }
+        let mut line = serde_json::to_vec(&v).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::io::Error>(bytes::Bytes::from(line))
+    });
+    let mut r = Body::from_stream(body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+fn parse_filters(raw: Option<&String>) -> Result<HashMap<String, Vec<String>>, ApiError> {
+    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
+        return Ok(HashMap::new());
+    };
+    let v: Value = serde_json::from_str(raw)
+        .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
+    let mut out = HashMap::new();
+    if let Value::Object(m) = v {
+        for (k, val) in m {
+            let list: Vec<String> = match val {
+                Value::Array(a) => a
+                    .into_iter()
+                    .filter_map(|x| x.as_str().map(str::to_owned))
+                    .collect(),
+                Value::Object(o) => o
+                    .into_iter()
+                    .filter(|(_, b)| b.as_bool() == Some(true))
+                    .map(|(k, _)| k)
+                    .collect(),
+                Value::String(s) => vec![s],
+                _ => Vec::new(),
+            };
+            out.insert(k, list);
+        }
+    }
+    Ok(out)
+}
+
+async fn read_json<T: serde::de::DeserializeOwned + Default>(body: Body) -> Result<T, ApiError> {
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct CreateBody {
+    #[serde(flatten)]
+    config: berth_engine::ContainerConfig,
+    host_config: berth_engine::HostConfig,
+}
+
+async fn container_create(State(s): State<Arc<ApiState>>, Query(q): Q, body: Body) -> ApiResult {
+    let b: CreateBody = read_json(body).await?;
+    let req = CreateContainer {
+        name: q.get("name").cloned(),
+        config: b.config,
+        host_config: b.host_config,
+    };
+    match s
+        .engine
+        .handle(Action::ContainerCreate(Box::new(req)))
+        .await?
+    {
+        Outcome::Created(c) => Ok((
+            StatusCode::CREATED,
+            Json(json!({"Id": c.id, "Warnings": c.warnings})),
+        )
+            .into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn container_list(State(s): State<Arc<ApiState>>, Query(q): Q) -> ApiResult {
+    let all = flag(&q, "all");
+    let limit = int(&q, "limit")?.filter(|l| *l > 0);
+    let filters = parse_filters(q.get("filters"))?;
+    let records = match s.engine.handle(Action::ContainerList).await? {
+        Outcome::Containers(c) => c,
+        o => return Err(unexpected(&o)),
+    };
+    let mut images: HashMap<String, String> = HashMap::new();
+    let mut out = Vec::new();
+    for r in records {
+        let has_status_filter = filters.contains_key("status");
+        if !all && limit.is_none() && !has_status_filter && !r.state.status.is_running() {
+            continue;
+        }
+        if !container_matches(&r, &filters) {
+            continue;
+        }
+        let image = match images.get(&r.image_id) {
+            Some(i) => i.clone(),
+            None => {
+                let name = if r.config.image.is_empty() {
+                    r.image_id.clone()
+                } else {
+                    r.config.image.clone()
+                };
+                images.insert(r.image_id.clone(), name.clone());
+                name
+            }
+        };
+        out.push(wire::container_summary(&r, &image));
+        if limit.is_some_and(|l| out.len() >= usize::try_from(l).unwrap_or(usize::MAX)) {
+            break;
+        }
+    }
+    Ok(Json(Value::Array(out)).into_response())
+}
+
+fn container_matches(r: &berth_engine::ContainerRecord, f: &HashMap<String, Vec<String>>) -> bool {
+    for (k, vals) in f {
+        if vals.is_empty() {
+            continue;
+        }
+        let ok = match k.as_str() {
+            "id" => vals.iter().any(|v| r.id.starts_with(v.as_str())),
+            "name" => vals
+                .iter()
+                .any(|v| r.short_name().contains(v.trim_start_matches('/'))),
+            "status" => vals.iter().any(|v| v == r.state.status.as_str()),
+            "exited" => {
+                r.state.status == berth_engine::Status::Exited
+                    && vals
+                        .iter()
+                        .any(|v| v.parse::<i32>().ok() == Some(r.state.exit_code))
+            }
+            "label" => vals.iter().all(|v| {
+                let labels = wire::labels_of(r);
+                match v.split_once('=') {
+                    Some((k, val)) => labels.get(k).is_some_and(|x| x == val),
+                    None => labels.contains_key(v),
+                }
+            }),
+            "ancestor" => vals
+                .iter()
+                .any(|v| &r.config.image == v || r.image_id.contains(v.as_str())),
+            "volume" | "network" | "publish" | "expose" | "health" | "isolation" | "is-task"
+            | "before" | "since" => true,
+            _ => true,
+        };
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+async fn container_inspect(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+    match s.engine.handle(Action::ContainerInspect { id }).await? {
+        Outcome::Container(r) => {
+            let dir = s.root.join("containers").join(&r.id);
+            Ok(Json(wire::container_inspect(&r, &dir)).into_response())
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn done(s: &ApiState, a: Action) -> ApiResult {
+    match s.engine.handle(a).await? {
+        Outcome::Done => Ok(StatusCode::NO_CONTENT.into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn container_start(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+    done(&s, Action::ContainerStart { id }).await
+}
+
+fn stop_args(q: &HashMap<String, String>) -> Result<(Option<i64>, Option<String>), ApiError> {
+    Ok((
+        int(q, "t")?.or(int(q, "timeout")?),
+        q.get("signal").cloned().filter(|s| !s.is_empty()),
+    ))
+}
+
+async fn container_stop(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let (timeout, signal) = stop_args(&q)?;
+    done(
+        &s,
+        Action::ContainerStop {
+            id,
+            timeout,
+            signal,
+        },
+    )
+    .await
+}
+
+async fn container_restart(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let (timeout, signal) = stop_args(&q)?;
+    done(
+        &s,
+        Action::ContainerRestart {
+            id,
+            timeout,
+            signal,
+        },
+    )
+    .await
+}
+
+async fn container_kill(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    done(
+        &s,
+        Action::ContainerKill {
+            id,
+            signal: q.get("signal").cloned(),
+        },
+    )
+    .await
+}
+
+async fn container_pause(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+    done(&s, Action::ContainerPause { id }).await
+}
+
+async fn container_unpause(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+    done(&s, Action::ContainerUnpause { id }).await
+}
+
+async fn container_rename(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let name = q.get("name").cloned().unwrap_or_default();
+    done(&s, Action::ContainerRename { id, name }).await
+}
+
+async fn container_resize(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let h = u16::try_from(int(&q, "h")?.unwrap_or(0))
+        .map_err(|_| ApiError::bad_request("bad height"))?;
+    let w = u16::try_from(int(&q, "w")?.unwrap_or(0))
+        .map_err(|_| ApiError::bad_request("bad width"))?;
+    match s
+        .engine
+        .handle(Action::ContainerResize {
+            id,
+            height: h,
+            width: w,
+        })
+        .await?
+    {
+        Outcome::Done => Ok(StatusCode::OK.into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn container_wait(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let condition = match q.get("condition").map(String::as_str) {
+        None | Some("") | Some("not-running") => WaitCondition::NotRunning,
+        Some("next-exit") => WaitCondition::NextExit,
+        Some("removed") => WaitCondition::Removed,
+        Some(other) => {
+            return Err(ApiError::bad_request(format!(
+                "invalid condition: \"{other}\""
+            )))
+        }
+    };
+    let fut = match s
+        .engine
+        .handle(Action::ContainerWait { id, condition })
+        .await?
+    {
+        Outcome::Wait(f) => f,
+        o => return Err(unexpected(&o)),
+    };
+    // Headers go out now (the wait is registered); the body when the container exits.
+    let body = futures_util::stream::once(async move {
+        let code = fut.await;
+        let mut v =
+            serde_json::to_vec(&json!({"StatusCode": code, "Error": null})).unwrap_or_default();
+        v.push(b'\n');
+        Ok::<_, std::io::Error>(bytes::Bytes::from(v))
+    });
+    let mut r = Body::from_stream(body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+async fn container_delete(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    if flag(&q, "link") {
+        return Err(ApiError::bad_request(
+            "Conflict, cannot remove the default link name of the container",
+        ));
+    }
+    done(
+        &s,
+        Action::ContainerRemove {
+            id,
+            force: flag(&q, "force"),
+            volumes: flag(&q, "v"),
+        },
+    )
+    .await
+}
+
+fn frame(stream: u8, data: &[u8]) -> Vec<u8> {
+    let len = u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes();
+    let mut v = Vec::with_capacity(8 + data.len());
+    v.extend_from_slice(&[stream, 0, 0, 0, len[0], len[1], len[2], len[3]]);
+    v.extend_from_slice(data);
+    v
+}
+
+async fn container_logs(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let (stdout, stderr) = (flag(&q, "stdout"), flag(&q, "stderr"));
+    if !stdout && !stderr {
+        return Err(ApiError::bad_request(
+            "Bad parameters: you must choose at least one stream",
+        ));
+    }
+    let tail = match q.get("tail").map(String::as_str) {
+        None | Some("") | Some("all") => None,
+        Some(n) => Some(
+            n.parse::<usize>()
+                .map_err(|_| ApiError::bad_request(format!("invalid tail: {n}")))?,
+        ),
+    };
+    let ts = |k: &str| -> Result<Option<i128>, ApiError> {
+        match q.get(k).filter(|v| !v.is_empty() && v.as_str() != "0") {
+            None => Ok(None),
+            Some(v) => berth_engine::parse_timestamp(v)
+                .map(Some)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid {k}: {v}"))),
+        }
+    };
+    let opts = LogsOptions {
+        stdout,
+        stderr,
+        since: ts("since")?,
+        until: ts("until")?,
+        tail,
+        follow: flag(&q, "follow"),
+    };
+    let timestamps = flag(&q, "timestamps");
+    let tty = s
+        .engine
+        .inspect_container(&id)
+        .map(|r| r.config.tty)
+        .unwrap_or(false);
+    let rx = match s
+        .engine
+        .handle(Action::ContainerLogs { id, options: opts })
+        .await?
+    {
+        Outcome::Logs(rx) => rx,
+        o => return Err(unexpected(&o)),
+    };
+    let body = tokio_stream::wrappers::ReceiverStream::new(rx).map(move |e| {
+        let mut data = Vec::new();
+        if timestamps {
+            data.extend_from_slice(e.time.as_bytes());
+            data.push(b' ');
+        }
+        data.extend_from_slice(&e.data);
+        let out = if tty { data } else { frame(e.stream, &data) };
+        Ok::<_, std::io::Error>(bytes::Bytes::from(out))
+    });
+    let mut r = Body::from_stream(body).into_response();
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    r.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    Ok(r)
+}
+
+async fn container_attach(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    mut req: Request,
+) -> ApiResult {
+    let opts = AttachOptions {
+        stdin: flag(&q, "stdin"),
+        stdout: flag(&q, "stdout"),
+        stderr: flag(&q, "stderr"),
+    };
+    let logs = flag(&q, "logs");
+    let stream = flag(&q, "stream");
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    if !wants_upgrade {
+        return Err(ApiError::bad_request(
+            "attach needs a connection upgrade (Upgrade: tcp)",
+        ));
+    }
+    let rec = s.engine.inspect_container(&id)?;
+    let tty = rec.config.tty;
+    // Past output first (`logs=1`), then the live stream (`stream=1`).
+    let past = if logs {
+        let o = LogsOptions {
+            stdout: opts.stdout,
+            stderr: opts.stderr,
+            ..LogsOptions::default()
+        };
+        match s
+            .engine
+            .handle(Action::ContainerLogs {
+                id: id.clone(),
+                options: o,
+            })
+            .await
+        {
+            Ok(Outcome::Logs(rx)) => Some(rx),
+            _ => None,
+        }
+    } else {
+        None
+    };
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let engine = s.engine.clone();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let client = hyper_util::rt::TokioIo::new(upgraded);
+        let (mut cr, mut cw) = tokio::io::split(client);
+        if let Some(mut rx) = past {
+            while let Some(e) = rx.recv().await {
+                let data = if tty {
+                    e.data
+                } else {
+                    frame(e.stream, &e.data)
+                };
+                if cw.write_all(&data).await.is_err() {
+                    return;
+                }
+            }
+        }
+        if !stream {
+            let _ = cw.shutdown().await;
+            return;
+        }
+        // Connected now, or (not started yet) when it starts: the client must have
+        // its 101 before it sends the start.
+        let live = match engine
+            .handle(Action::ContainerAttach { id, options: opts })
+            .await
+        {
+            Ok(Outcome::Attach(a)) => a,
+            Ok(_) | Err(_) => {
+                let _ = cw.shutdown().await;
+                return;
+            }
+        };
+        let (mut mr, mut mw) = live.stream.into_split();
+        let to_client = async {
+            let _ = tokio::io::copy(&mut mr, &mut cw).await;
+            let _ = cw.shutdown().await;
+        };
+        let from_client = async {
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                match cr.read(&mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => {
+                        if mw.write_all(&buf[..n]).await.is_err() {
+                            break;
+                        }
+                    }
+                }
+            }
+            let _ = mw.shutdown().await;
+            // Keep the output direction going until the container is done.
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            () = to_client => {}
+            () = from_client => {}
+        }
+    });
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    Ok(r)
+}
+
+async fn image_list(State(s): State<Arc<ApiState>>, Query(q): Q) -> ApiResult {
+    let filters = parse_filters(q.get("filters"))?;
+    let list = match s.engine.handle(Action::ImageList).await? {
+        Outcome::Images(l) => l,
+        o => return Err(unexpected(&o)),
+    };
+    let all = flag(&q, "all");
+    let out: Vec<Value> = list
+        .iter()
+        .filter(|i| {
+            let dangling = i.repo_tags.is_empty();
+            let ok_dangling = match filters.get("dangling").and_then(|v| v.first()) {
+                Some(v) if v == "true" => dangling,
+                Some(v) if v == "false" => !dangling,
+                _ => true,
+            };
+            let ok_ref = filters.get("reference").is_none_or(|refs| {
+                refs.iter().any(|r| {
+                    i.repo_tags.iter().any(|t| {
+                        let f = wire::familiar(t);
+                        f == *r || f.split(':').next() == Some(r.as_str())
+                    })
+                })
+            });
+            let _ = all;
+            ok_dangling && ok_ref
+        })
+        .map(wire::image_summary)
+        .collect();
+    Ok(Json(Value::Array(out)).into_response())
+}
+
+async fn image_search() -> ApiResult {
+    Err(ApiError::new(ErrorKind::NotImplemented, "image search is not supported by berthd: search your registry's web interface or catalog instead"))
+}
+
+async fn image_get(State(s): State<Arc<ApiState>>, Path(rest): Path<String>) -> ApiResult {
+    if let Some(name) = rest.strip_suffix("/json") {
+        return match s
+            .engine
+            .handle(Action::ImageInspect {
+                name: name.to_owned(),
+            })
+            .await?
+        {
+            Outcome::Image(i) => Ok(Json(wire::image_inspect(&i)).into_response()),
+            o => Err(unexpected(&o)),
+        };
+    }
+    if let Some(name) = rest.strip_suffix("/history") {
+        return match s
+            .engine
+            .handle(Action::ImageHistory {
+                name: name.to_owned(),
+            })
+            .await?
+        {
+            Outcome::History(h) => {
+                let id = s
+                    .engine
+                    .inspect_image(name)
+                    .await
+                    .map(|i| i.id.to_string())
+                    .unwrap_or_default();
+                let out: Vec<Value> = h
+                    .iter()
+                    .enumerate()
+                    .map(|(n, e)| {
+                        json!({
+                            "Id": if n == 0 { id.clone() } else { "<missing>".to_owned() },
+                            "Created": e.created.as_deref().map(wire::unix_seconds).unwrap_or(0),
+                            "CreatedBy": e.created_by.clone().unwrap_or_default(),
+                            "Tags": null,
+                            "Size": e.size,
+                            "Comment": e.comment.clone().unwrap_or_default(),
+                        })
+                    })
+                    .collect();
+                Ok(Json(Value::Array(out)).into_response())
+            }
+            o => Err(unexpected(&o)),
+        };
+    }
+    Err(ApiError::new(ErrorKind::NotFound, "page not found"))
+}
+
+async fn image_post(
+    State(s): State<Arc<ApiState>>,
+    Path(rest): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    if rest == "create" {
+        return Err(ApiError::new(ErrorKind::NotImplemented, "pulling images through berthd arrives in a later release: load them with `docker load`"));
+    }
+    if let Some(name) = rest.strip_suffix("/tag") {
+        let repo = q.get("repo").cloned().unwrap_or_default();
+        let tag = q
+            .get("tag")
+            .cloned()
+            .filter(|t| !t.is_empty())
+            .unwrap_or_else(|| "latest".into());
+        if repo.is_empty() {
+            return Err(ApiError::bad_request(
+                "repository name must have at least one component",
+            ));
+        }
+        let target = format!("{repo}:{tag}");
+        return match s
+            .engine
+            .handle(Action::ImageTag {
+                source: name.to_owned(),
+                target,
+            })
+            .await?
+        {
+            Outcome::Done => Ok(StatusCode::CREATED.into_response()),
+            o => Err(unexpected(&o)),
+        };
+    }
+    Err(ApiError::new(ErrorKind::NotFound, "page not found"))
+}
+
+async fn image_delete(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    match s
+        .engine
+        .handle(Action::ImageRemove {
+            name,
+            force: flag(&q, "force"),
+        })
+        .await?
+    {
+        Outcome::ImagesRemoved(out) => {
+            let v: Vec<Value> = out
+                .iter()
+                .map(|o| match o {
+                    berth_images::service::RemoveOutcome::Untagged(n) => {
+                        json!({"Untagged": wire::familiar(n)})
+                    }
+                    berth_images::service::RemoveOutcome::Deleted(d) => {
+                        json!({"Deleted": d.to_string()})
+                    }
+                })
+                .collect();
+            Ok(Json(Value::Array(v)).into_response())
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn image_load(
+    State(s): State<Arc<ApiState>>,
+    Query(q): Q,
+    headers: HeaderMap,
+    body: Body,
+) -> ApiResult {
+    let quiet = flag(&q, "quiet");
+    let _ = headers;
+    // Archives are read by offset: spool the upload to a file in the store first.
+    let spool_dir = s.root.join("tmp");
+    tokio::fs::create_dir_all(&spool_dir).await.map_err(|e| {
+        ApiError::new(
+            ErrorKind::Internal,
+            format!("create {}: {e}", spool_dir.display()),
+        )
+    })?;
+    let tmp = tempfile::NamedTempFile::new_in(&spool_dir)
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("spool file: {e}")))?;
+    let (file, path) = tmp.into_parts();
+    let mut f = tokio::fs::File::from_std(file);
+    let mut stream = body.into_data_stream();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading the archive: {e}")))?;
+        total += chunk.len() as u64;
+        if total > MAX_LOAD_BODY {
+            return Err(ApiError::bad_request("archive too large"));
+        }
+        f.write_all(&chunk).await.map_err(|e| {
+            ApiError::new(ErrorKind::Internal, format!("spooling the archive: {e}"))
+        })?;
+    }
+    f.flush()
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("spooling the archive: {e}")))?;
+    drop(f);
+    let loaded = match s
+        .engine
+        .handle(Action::ImageLoad {
+            path: path.to_path_buf(),
+        })
+        .await
+    {
+        Ok(Outcome::Loaded(l)) => l,
+        Ok(o) => return Err(unexpected(&o)),
+        Err(e) => {
+            // docker load reports failures inside the stream.
+            let msg = e.to_string();
+            let line = json!({"errorDetail": {"message": msg}, "error": msg});
+            return Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                format!("{line}\n"),
+            )
+                .into_response());
+        }
+    };
+    drop(path);
+    let mut out = String::new();
+    for (names, id) in loaded {
+        if names.is_empty() {
+            out.push_str(&format!(
+                "{}\n",
+                json!({"stream": format!("Loaded image ID: {id}\n")})
+            ));
+        }
+        for n in names {
+            out.push_str(&format!(
+                "{}\n",
+                json!({"stream": format!("Loaded image: {}\n", wire::familiar(&n))})
+            ));
+        }
+    }
+    let _ = quiet;
+    Ok((
+        StatusCode::OK,
+        [(header::CONTENT_TYPE, "application/json")],
+        out,
+    )
+        .into_response())
+}
+
+fn builtin_network(name: &str) -> Value {
+    json!({
+        "Name": name, "Id": wire::network_id(name), "Created": wire::ZERO_TIME, "Scope": "local",
+        "Driver": if name == "none" { "null" } else { name }, "EnableIPv4": false, "EnableIPv6": false,
+        "IPAM": { "Driver": "default", "Options": null, "Config": [] },
+        "Internal": false, "Attachable": false, "Ingress": false, "ConfigFrom": { "Network": "" }, "ConfigOnly": false,
+        "Containers": {}, "Options": {}, "Labels": {},
+    })
+}
+
+async fn network_list() -> Response {
+    Json(json!([builtin_network("host"), builtin_network("none")])).into_response()
+}
+
+async fn network_inspect(Path(id): Path<String>) -> ApiResult {
+    for n in ["host", "none"] {
+        if id == n || wire::network_id(n).starts_with(&id) {
+            return Ok(Json(builtin_network(n)).into_response());
+        }
+    }
+    Err(ApiError::new(
+        ErrorKind::NotFound,
+        format!("network {id} not found"),
+    ))
+}

@@ -1,0 +1,277 @@
+//! The engine's whole control surface, in one place.
+
+use std::path::PathBuf;
+
+use berth_images::service::{HistoryEntry, Image, ImageSummary, RemoveOutcome};
+use tokio::sync::mpsc;
+
+use crate::container::{
+    AttachOptions, AttachStream, CreateContainer, Created, LogEntry, LogsOptions, WaitCondition,
+};
+use crate::engine::Engine;
+use crate::error::Result;
+use crate::model::ContainerRecord;
+
+/// Every operation the engine offers. Containers are named by ID, name or ID prefix.
+#[derive(Debug)]
+pub enum Action {
+    /// `docker create`.
+    ContainerCreate(Box<CreateContainer>),
+    /// `docker start`.
+    ContainerStart {
+        /// The container.
+        id: String,
+    },
+    /// `docker stop`.
+    ContainerStop {
+        /// The container.
+        id: String,
+        /// Seconds before SIGKILL.
+        timeout: Option<i64>,
+        /// Signal instead of the container's stop signal.
+        signal: Option<String>,
+    },
+    /// `docker restart`.
+    ContainerRestart {
+        /// The container.
+        id: String,
+        /// Seconds before SIGKILL.
+        timeout: Option<i64>,
+        /// Signal instead of the container's stop signal.
+        signal: Option<String>,
+    },
+    /// `docker kill`.
+    ContainerKill {
+        /// The container.
+        id: String,
+        /// Signal (default SIGKILL).
+        signal: Option<String>,
+    },
+    /// `docker pause`.
+    ContainerPause {
+        /// The container.
+        id: String,
+    },
+    /// `docker unpause`.
+    ContainerUnpause {
+        /// The container.
+        id: String,
+    },
+    /// `docker rm`.
+    ContainerRemove {
+        /// The container.
+        id: String,
+        /// Kill it first if it runs.
+        force: bool,
+        /// Remove its anonymous volumes.
+        volumes: bool,
+    },
+    /// `docker rename`.
+    ContainerRename {
+        /// The container.
+        id: String,
+        /// The new name.
+        name: String,
+    },
+    /// `docker inspect`.
+    ContainerInspect {
+        /// The container.
+        id: String,
+    },
+    /// `docker ps -a` (the API filters).
+    ContainerList,
+    /// `docker wait`.
+    ContainerWait {
+        /// The container.
+        id: String,
+        /// What to wait for.
+        condition: WaitCondition,
+    },
+    /// `docker logs`.
+    ContainerLogs {
+        /// The container.
+        id: String,
+        /// What to read.
+        options: LogsOptions,
+    },
+    /// `docker attach`.
+    ContainerAttach {
+        /// The container.
+        id: String,
+        /// Which streams.
+        options: AttachOptions,
+    },
+    /// Terminal size.
+    ContainerResize {
+        /// The container.
+        id: String,
+        /// Rows.
+        height: u16,
+        /// Columns.
+        width: u16,
+    },
+    /// `docker images`.
+    ImageList,
+    /// `docker image inspect`.
+    ImageInspect {
+        /// Reference or ID.
+        name: String,
+    },
+    /// `docker history`.
+    ImageHistory {
+        /// Reference or ID.
+        name: String,
+    },
+    /// `docker tag`.
+    ImageTag {
+        /// Reference or ID.
+        source: String,
+        /// New `repo[:tag]`.
+        target: String,
+    },
+    /// `docker rmi`.
+    ImageRemove {
+        /// Reference or ID.
+        name: String,
+        /// Remove even if used.
+        force: bool,
+    },
+    /// `docker load` of an archive spooled to a file.
+    ImageLoad {
+        /// The archive.
+        path: PathBuf,
+    },
+}
+
+/// What an operation returns.
+pub enum Outcome {
+    /// Nothing to return.
+    Done,
+    /// A container was created.
+    Created(Created),
+    /// One container.
+    Container(Box<ContainerRecord>),
+    /// Containers, newest first.
+    Containers(Vec<ContainerRecord>),
+    /// An exit code, when it comes (the wait is registered already).
+    Wait(std::pin::Pin<Box<dyn std::future::Future<Output = i32> + Send>>),
+    /// Log entries as they come.
+    Logs(mpsc::Receiver<LogEntry>),
+    /// An attach stream.
+    Attach(AttachStream),
+    /// Images.
+    Images(Vec<ImageSummary>),
+    /// One image.
+    Image(Box<Image>),
+    /// An image's history.
+    History(Vec<HistoryEntry>),
+    /// What `rmi` did.
+    ImagesRemoved(Vec<RemoveOutcome>),
+    /// What `load` loaded: names and image ID per image.
+    Loaded(Vec<(Vec<String>, String)>),
+}
+
+impl std::fmt::Debug for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Wait(_) => f.write_str("Wait(..)"),
+            other => write!(f, "{}", outcome_name(other)),
+        }
+    }
+}
+
+fn outcome_name(o: &Outcome) -> &'static str {
+    match o {
+        Outcome::Done => "Done",
+        Outcome::Created(_) => "Created",
+        Outcome::Container(_) => "Container",
+        Outcome::Containers(_) => "Containers",
+        Outcome::Wait(_) => "Wait",
+        Outcome::Logs(_) => "Logs",
+        Outcome::Attach(_) => "Attach",
+        Outcome::Images(_) => "Images",
+        Outcome::Image(_) => "Image",
+        Outcome::History(_) => "History",
+        Outcome::ImagesRemoved(_) => "ImagesRemoved",
+        Outcome::Loaded(_) => "Loaded",
+    }
+}
+
+impl Engine {
+    /// Carries out `action`.
+    pub async fn handle(&self, action: Action) -> Result<Outcome> {
+        Ok(match action {
+            Action::ContainerCreate(req) => Outcome::Created(self.create_container(*req).await?),
+            Action::ContainerStart { id } => {
+                self.start_container(&id).await?;
+                Outcome::Done
+            }
+            Action::ContainerStop {
+                id,
+                timeout,
+                signal,
+            } => {
+                self.stop_container(&id, timeout, signal).await?;
+                Outcome::Done
+            }
+            Action::ContainerRestart {
+                id,
+                timeout,
+                signal,
+            } => {
+                self.restart_container(&id, timeout, signal).await?;
+                Outcome::Done
+            }
+            Action::ContainerKill { id, signal } => {
+                self.kill_container(&id, signal).await?;
+                Outcome::Done
+            }
+            Action::ContainerPause { id } => {
+                self.pause_container(&id).await?;
+                Outcome::Done
+            }
+            Action::ContainerUnpause { id } => {
+                self.unpause_container(&id).await?;
+                Outcome::Done
+            }
+            Action::ContainerRemove { id, force, volumes } => {
+                self.remove_container(&id, force, volumes).await?;
+                Outcome::Done
+            }
+            Action::ContainerRename { id, name } => {
+                self.rename_container(&id, &name).await?;
+                Outcome::Done
+            }
+            Action::ContainerInspect { id } => {
+                Outcome::Container(Box::new(self.inspect_container(&id)?))
+            }
+            Action::ContainerList => Outcome::Containers(self.list_containers()),
+            Action::ContainerWait { id, condition } => {
+                Outcome::Wait(self.wait_container(&id, condition)?)
+            }
+            Action::ContainerLogs { id, options } => {
+                Outcome::Logs(self.container_logs(&id, options).await?)
+            }
+            Action::ContainerAttach { id, options } => {
+                Outcome::Attach(self.attach_container(&id, options).await?)
+            }
+            Action::ContainerResize { id, height, width } => {
+                self.resize_container(&id, height, width).await?;
+                Outcome::Done
+            }
+            Action::ImageList => Outcome::Images(self.list_images().await?),
+            Action::ImageInspect { name } => {
+                Outcome::Image(Box::new(self.inspect_image(&name).await?))
+            }
+            Action::ImageHistory { name } => Outcome::History(self.image_history(&name).await?),
+            Action::ImageTag { source, target } => {
+                self.tag_image(&source, &target).await?;
+                Outcome::Done
+            }
+            Action::ImageRemove { name, force } => {
+                Outcome::ImagesRemoved(self.remove_image(&name, force).await?)
+            }
+            Action::ImageLoad { path } => Outcome::Loaded(self.load_images(path).await?),
+        })
+    }
+}

@@ -1,0 +1,164 @@
+//! The engine's side of the monitor protocol (see `berth_monitor`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use berth_errdefs::ErrorKind;
+use berth_monitor::{
+    ExitStatus, MonitorConfig, Reply, Request, CONFIG_FILE, EXIT_FILE, SOCKET_FILE,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::UnixStream;
+
+use crate::error::{EngineError, Result};
+
+/// How long a monitor may take to create its container.
+const CREATE_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Reads one reply line without reading past it (the stream may go on as raw data).
+async fn read_line(stream: &mut UnixStream) -> std::io::Result<Vec<u8>> {
+    let mut line = Vec::new();
+    let mut b = [0u8; 1];
+    loop {
+        let n = stream.read(&mut b).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        if b[0] == b'\n' {
+            return Ok(line);
+        }
+        line.push(b[0]);
+        if line.len() > 1 << 20 {
+            return Err(std::io::ErrorKind::InvalidData.into());
+        }
+    }
+}
+
+fn reply_error(id: &str, reply: Reply) -> EngineError {
+    match reply {
+        Reply::Error { kind, message } => EngineError::Runtime {
+            kind: ErrorKind::from_name(&kind).unwrap_or(ErrorKind::Internal),
+            message,
+        },
+        other => EngineError::Runtime {
+            kind: ErrorKind::Internal,
+            message: format!("unexpected reply from the monitor of {id}: {other:?}"),
+        },
+    }
+}
+
+/// Spawns the monitor on directory `dir` (holding `config.json`) and waits for its
+/// report: the init's PID once the container is created.
+pub(crate) async fn spawn(monitor: &Path, dir: &Path, config: &MonitorConfig) -> Result<i32> {
+    let id = config.id.clone();
+    let cfg_path = dir.join(CONFIG_FILE);
+    let data = serde_json::to_vec(config).map_err(|e| EngineError::Spec {
+        id: id.clone(),
+        message: e.to_string(),
+    })?;
+    tokio::fs::write(&cfg_path, data)
+        .await
+        .map_err(|e| EngineError::io("write", &cfg_path, e))?;
+    let log_path = dir.join("monitor.log");
+    let log =
+        std::fs::File::create(&log_path).map_err(|e| EngineError::io("create", &log_path, e))?;
+    let mut child = tokio::process::Command::new(monitor)
+        .arg(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log))
+        .kill_on_drop(false)
+        .spawn()
+        .map_err(|source| EngineError::SpawnMonitor {
+            id: id.clone(),
+            source,
+        })?;
+    let mut out = child.stdout.take();
+    // The monitor outlives us if it must; reap it if we are still here when it ends.
+    tokio::spawn(async move {
+        let _ = child.wait().await;
+    });
+    let Some(mut out) = out.take() else {
+        return Err(EngineError::MonitorGone { id });
+    };
+    let mut line = Vec::new();
+    let read = tokio::time::timeout(CREATE_TIMEOUT, async {
+        let mut b = [0u8; 1];
+        loop {
+            match out.read(&mut b).await {
+                Ok(0) | Err(_) => break,
+                Ok(_) if b[0] == b'\n' => break,
+                Ok(_) => line.push(b[0]),
+            }
+        }
+    })
+    .await;
+    if read.is_err() || line.is_empty() {
+        let why = std::fs::read_to_string(&log_path).unwrap_or_default();
+        tracing::error!(container = %id, log = %why.trim(), "monitor gave no report");
+        return Err(EngineError::MonitorGone { id });
+    }
+    match serde_json::from_slice::<Reply>(&line) {
+        Ok(Reply::Ok { pid }) => Ok(pid),
+        Ok(other) => Err(reply_error(&id, other)),
+        Err(_) => Err(EngineError::MonitorGone { id }),
+    }
+}
+
+/// A connection to the monitor in `dir`.
+pub(crate) async fn connect(dir: &Path) -> std::io::Result<UnixStream> {
+    UnixStream::connect(dir.join(SOCKET_FILE)).await
+}
+
+/// Sends `request` and reads the one-line reply.
+pub(crate) async fn request(
+    id: &str,
+    dir: &Path,
+    request: &Request,
+) -> Result<(Reply, UnixStream)> {
+    let gone = |_| EngineError::NotRunning(id.to_owned());
+    let mut s = connect(dir).await.map_err(gone)?;
+    let mut line = serde_json::to_vec(request).unwrap_or_default();
+    line.push(b'\n');
+    s.write_all(&line).await.map_err(gone)?;
+    let reply = read_line(&mut s).await.map_err(gone)?;
+    let reply = serde_json::from_slice::<Reply>(&reply).map_err(|e| EngineError::Runtime {
+        kind: ErrorKind::Internal,
+        message: format!("bad reply from the monitor of {id}: {e}"),
+    })?;
+    Ok((reply, s))
+}
+
+/// Sends `request`, expecting `Ok`.
+pub(crate) async fn command(id: &str, dir: &Path, req: &Request) -> Result<()> {
+    match request(id, dir, req).await?.0 {
+        Reply::Ok { .. } => Ok(()),
+        other => Err(reply_error(id, other)),
+    }
+}
+
+/// Waits for the container's exit. `None` when the monitor is gone without telling
+/// (then `exit.json` or nothing tells).
+pub(crate) async fn wait(dir: &Path) -> Option<ExitStatus> {
+    let mut s = connect(dir).await.ok()?;
+    let mut line = serde_json::to_vec(&Request::Wait).unwrap_or_default();
+    line.push(b'\n');
+    s.write_all(&line).await.ok()?;
+    let reply = read_line(&mut s).await.ok()?;
+    match serde_json::from_slice::<Reply>(&reply).ok()? {
+        Reply::Exited(e) => Some(e),
+        _ => None,
+    }
+}
+
+/// The exit record a monitor left, if any.
+pub(crate) fn exit_record(dir: &Path) -> Option<ExitStatus> {
+    let data = std::fs::read(dir.join(EXIT_FILE)).ok()?;
+    serde_json::from_slice(&data).ok()
+}
+
+/// The monitor directory of container `id`.
+pub(crate) fn dir_of(exec_root: &Path, id: &str) -> PathBuf {
+    exec_root.join(id)
+}
