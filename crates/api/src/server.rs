@@ -86,6 +86,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/containers/{id}/attach", post(container_attach))
         .route("/containers/{id}/logs", get(container_logs))
         .route("/containers/{id}", delete(container_delete))
+        .route("/containers/{id}/exec", post(exec_create))
+        .route("/exec/{id}/start", post(exec_start))
+        .route("/exec/{id}/json", get(exec_inspect))
+        .route("/exec/{id}/resize", post(exec_resize))
         .route("/images/json", get(image_list))
         .route("/images/load", post(image_load))
         .route("/images/search", get(image_search))
@@ -854,7 +858,7 @@ async fn container_attach(
             return;
         };
         let client = hyper_util::rt::TokioIo::new(upgraded);
-        let (mut cr, mut cw) = tokio::io::split(client);
+        let (cr, mut cw) = tokio::io::split(client);
         if let Some(mut rx) = past {
             while let Some(e) = rx.recv().await {
                 let data = if tty {
@@ -883,31 +887,8 @@ async fn container_attach(
                 return;
             }
         };
-        let (mut mr, mut mw) = live.stream.into_split();
-        let to_client = async {
-            let _ = tokio::io::copy(&mut mr, &mut cw).await;
-            let _ = cw.shutdown().await;
-        };
-        let from_client = async {
-            let mut buf = vec![0u8; 32 * 1024];
-            loop {
-                match cr.read(&mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => {
-                        if mw.write_all(&buf[..n]).await.is_err() {
-                            break;
-                        }
-                    }
-                }
-            }
-            let _ = mw.shutdown().await;
-            // Keep the output direction going until the container is done.
-            std::future::pending::<()>().await;
-        };
-        tokio::select! {
-            () = to_client => {}
-            () = from_client => {}
-        }
+        let client = cr.unsplit(cw);
+        pump(client, live.stream).await;
     });
     let ct = if tty {
         "application/vnd.docker.raw-stream"
@@ -1182,4 +1163,208 @@ async fn network_inspect(Path(id): Path<String>) -> ApiResult {
         ErrorKind::NotFound,
         format!("network {id} not found"),
     ))
+}
+
+async fn exec_create(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    body: Body,
+) -> ApiResult {
+    let config: berth_engine::ExecConfig = read_json(body).await?;
+    match s
+        .engine
+        .handle(Action::ExecCreate {
+            id,
+            config: Box::new(config),
+        })
+        .await?
+    {
+        Outcome::Id(id) => Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct ExecStartBody {
+    detach: bool,
+    tty: bool,
+}
+
+async fn exec_start(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    mut req: Request,
+) -> ApiResult {
+    let body = std::mem::take(req.body_mut());
+    let b: ExecStartBody = read_json(body).await?;
+    let session = s.engine.exec_inspect(&id)?;
+    if b.detach {
+        return match s
+            .engine
+            .handle(Action::ExecStart { id, detach: true })
+            .await?
+        {
+            Outcome::ExecStarted(_) => Ok(StatusCode::OK.into_response()),
+            o => Err(unexpected(&o)),
+        };
+    }
+    let tty = session.config.tty || b.tty;
+    let wants_upgrade = req
+        .headers()
+        .get(header::UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("tcp"));
+    let ct = if tty {
+        "application/vnd.docker.raw-stream"
+    } else {
+        "application/vnd.docker.multiplexed-stream"
+    };
+    if !wants_upgrade {
+        // Not hijacked: the output is the response body.
+        let live = match s
+            .engine
+            .handle(Action::ExecStart { id, detach: false })
+            .await?
+        {
+            Outcome::ExecStarted(Some(a)) => a,
+            o => return Err(unexpected(&o)),
+        };
+        let mut r = Body::from_stream(read_stream(live.stream)).into_response();
+        r.headers_mut()
+            .insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+        return Ok(r);
+    }
+    // As dockerd: hijack first, then start; a failure to start is written into the
+    // stream and the session's exit code (126/127) tells the client the rest.
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    let engine = s.engine.clone();
+    tokio::spawn(async move {
+        let Ok(upgraded) = on_upgrade.await else {
+            return;
+        };
+        let mut client = hyper_util::rt::TokioIo::new(upgraded);
+        match engine.handle(Action::ExecStart { id, detach: false }).await {
+            Ok(Outcome::ExecStarted(Some(live))) => pump(client, live.stream).await,
+            Ok(_) => {}
+            Err(e) => {
+                let msg = format!("OCI runtime exec failed: {e}\r\n");
+                let data = if tty {
+                    msg.into_bytes()
+                } else {
+                    frame(1, msg.as_bytes())
+                };
+                let _ = client.write_all(&data).await;
+                let _ = client.shutdown().await;
+            }
+        }
+    });
+    let mut r = StatusCode::SWITCHING_PROTOCOLS.into_response();
+    let h = r.headers_mut();
+    h.insert(header::CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(header::UPGRADE, HeaderValue::from_static("tcp"));
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(ct));
+    Ok(r)
+}
+
+/// A monitor's output as a body stream.
+fn read_stream(
+    stream: tokio::net::UnixStream,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(stream, |mut s| async move {
+        let mut buf = vec![0u8; 32 * 1024];
+        match s.read(&mut buf).await {
+            Ok(0) | Err(_) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), s))
+            }
+        }
+    })
+}
+
+/// Copies a hijacked client connection to and from a monitor stream until the output
+/// ends; the client's half-close closes the process's stdin.
+async fn pump<C: tokio::io::AsyncRead + tokio::io::AsyncWrite>(
+    client: C,
+    monitor: tokio::net::UnixStream,
+) {
+    let (mut cr, mut cw) = tokio::io::split(client);
+    let (mut mr, mut mw) = monitor.into_split();
+    let to_client = async {
+        let _ = tokio::io::copy(&mut mr, &mut cw).await;
+        let _ = cw.shutdown().await;
+    };
+    let from_client = async {
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if mw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = mw.shutdown().await;
+        // The output goes on until the process is done.
+        std::future::pending::<()>().await;
+    };
+    tokio::select! {
+        () = to_client => {}
+        () = from_client => {}
+    }
+}
+
+async fn exec_inspect(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+    match s.engine.handle(Action::ExecInspect { id }).await? {
+        Outcome::Exec(e) => {
+            let c = &e.config;
+            let (entry, args) = c
+                .cmd
+                .split_first()
+                .map_or((String::new(), Vec::new()), |(a, b)| {
+                    (a.clone(), b.to_vec())
+                });
+            Ok(Json(json!({
+                "ID": e.id,
+                "Running": e.running,
+                "ExitCode": e.exit_code,
+                "ProcessConfig": { "tty": c.tty, "entrypoint": entry, "arguments": args, "privileged": c.privileged, "user": c.user },
+                "OpenStdin": c.attach_stdin,
+                "OpenStderr": c.attach_stderr,
+                "OpenStdout": c.attach_stdout,
+                "CanRemove": false,
+                "ContainerID": e.container,
+                "DetachKeys": c.detach_keys,
+                "Pid": e.pid,
+            }))
+            .into_response())
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn exec_resize(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let h = u16::try_from(int(&q, "h")?.unwrap_or(0))
+        .map_err(|_| ApiError::bad_request("bad height"))?;
+    let w = u16::try_from(int(&q, "w")?.unwrap_or(0))
+        .map_err(|_| ApiError::bad_request("bad width"))?;
+    match s
+        .engine
+        .handle(Action::ExecResize {
+            id,
+            height: h,
+            width: w,
+        })
+        .await?
+    {
+        Outcome::Done => Ok(StatusCode::OK.into_response()),
+        o => Err(unexpected(&o)),
+    }
 }

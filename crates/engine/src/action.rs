@@ -110,6 +110,34 @@ pub enum Action {
         /// Columns.
         width: u16,
     },
+    /// `docker exec` (create the session).
+    ExecCreate {
+        /// The container.
+        id: String,
+        /// What to run.
+        config: Box<crate::exec::ExecConfig>,
+    },
+    /// `docker exec` (start it; attached unless `detach`).
+    ExecStart {
+        /// The session.
+        id: String,
+        /// Run in the background.
+        detach: bool,
+    },
+    /// Exec session state.
+    ExecInspect {
+        /// The session.
+        id: String,
+    },
+    /// Exec terminal size.
+    ExecResize {
+        /// The session.
+        id: String,
+        /// Rows.
+        height: u16,
+        /// Columns.
+        width: u16,
+    },
     /// `docker images`.
     ImageList,
     /// `docker image inspect`.
@@ -159,6 +187,12 @@ pub enum Outcome {
     Logs(mpsc::Receiver<LogEntry>),
     /// An attach stream.
     Attach(AttachStream),
+    /// A new object's ID.
+    Id(String),
+    /// An exec session was started: its stream when attached.
+    ExecStarted(Option<AttachStream>),
+    /// An exec session.
+    Exec(Box<crate::exec::ExecSession>),
     /// Images.
     Images(Vec<ImageSummary>),
     /// One image.
@@ -190,6 +224,9 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Logs(_) => "Logs",
         Outcome::Attach(_) => "Attach",
         Outcome::Images(_) => "Images",
+        Outcome::Id(_) => "Id",
+        Outcome::ExecStarted(_) => "ExecStarted",
+        Outcome::Exec(_) => "Exec",
         Outcome::Image(_) => "Image",
         Outcome::History(_) => "History",
         Outcome::ImagesRemoved(_) => "ImagesRemoved",
@@ -257,6 +294,15 @@ impl Engine {
             }
             Action::ContainerResize { id, height, width } => {
                 self.resize_container(&id, height, width).await?;
+                Outcome::Done
+            }
+            Action::ExecCreate { id, config } => Outcome::Id(self.exec_create(&id, *config)?),
+            Action::ExecStart { id, detach } => {
+                Outcome::ExecStarted(self.exec_start(&id, detach).await?)
+            }
+            Action::ExecInspect { id } => Outcome::Exec(Box::new(self.exec_inspect(&id)?)),
+            Action::ExecResize { id, height, width } => {
+                self.exec_resize(&id, height, width).await?;
                 Outcome::Done
             }
             Action::ImageList => Outcome::Images(self.list_images().await?),

@@ -131,6 +131,7 @@ pub(crate) struct Inner {
     pub index: Mutex<Index>,
     pub events: broadcast::Sender<Event>,
     pub runtime_root: PathBuf,
+    pub execs: crate::exec::ExecTable,
 }
 
 /// The engine. Cheap to clone (shared state).
@@ -164,6 +165,7 @@ impl Engine {
                 index: Mutex::new(Index::default()),
                 events: broadcast::channel(1024).0,
                 runtime_root,
+                execs: crate::exec::ExecTable::default(),
             }),
         };
         engine.recover().await?;

@@ -11,6 +11,10 @@ pub enum EngineError {
     NoSuchContainer(String),
     /// No such image: {0}
     NoSuchImage(String),
+    /// No such exec instance: {0}
+    NoSuchExec(String),
+    /// Error: Exec command {0} has already run
+    ExecStarted(String),
     /// Conflict. The container name "{name}" is already in use by container "{id}". You have to remove (or rename) that container to be able to reuse that name.
     NameInUse {
         /// The name asked for.
@@ -110,7 +114,10 @@ impl EngineError {
 impl HasKind for EngineError {
     fn kind(&self) -> ErrorKind {
         match self {
-            EngineError::NoSuchContainer(_) | EngineError::NoSuchImage(_) => ErrorKind::NotFound,
+            EngineError::NoSuchContainer(_)
+            | EngineError::NoSuchImage(_)
+            | EngineError::NoSuchExec(_) => ErrorKind::NotFound,
+            EngineError::ExecStarted(_) => ErrorKind::Conflict,
             EngineError::NameInUse { .. } => ErrorKind::Conflict,
             EngineError::InvalidName(_)
             | EngineError::InvalidArgument(_)

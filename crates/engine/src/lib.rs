@@ -32,6 +32,7 @@ mod container;
 mod engine;
 mod error;
 mod events;
+mod exec;
 mod images;
 mod model;
 mod monitor;
@@ -47,6 +48,7 @@ pub use container::{
 pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, Result};
 pub use events::{past as past_events, Event};
+pub use exec::{ExecConfig, ExecSession};
 pub use model::{
     ContainerConfig, ContainerRecord, HostConfig, LogConfig, RestartPolicy, State, Status, Ulimit,
 };

@@ -158,7 +158,8 @@ pub(crate) fn exit_record(dir: &Path) -> Option<ExitStatus> {
     serde_json::from_slice(&data).ok()
 }
 
-/// The monitor directory of container `id`.
+/// The monitor directory of container (or exec session) `id`: the first 32 hex digits
+/// of its ID, which keeps `monitor.sock` well inside `sun_path`'s 108 bytes.
 pub(crate) fn dir_of(exec_root: &Path, id: &str) -> PathBuf {
-    exec_root.join(id)
+    exec_root.join(id.get(..32).unwrap_or(id))
 }

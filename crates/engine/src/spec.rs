@@ -790,6 +790,69 @@ pub(crate) fn build(record: &ContainerRecord, rootfs: &Path, etc: &EtcFiles) -> 
     Ok(spec)
 }
 
+/// The process of an exec session: the container's process with the session's
+/// command, environment, working directory, user and terminal.
+pub(crate) fn exec_process(
+    spec: &Spec,
+    rec: &ContainerRecord,
+    rootfs: &Path,
+    cfg: &crate::exec::ExecConfig,
+) -> Result<oci_spec::runtime::Process> {
+    let mut p = spec.process().clone().unwrap_or_default();
+    p.set_args(Some(cfg.cmd.clone()));
+    let mut env: Vec<String> = p.env().clone().unwrap_or_default();
+    for kv in cfg.env.as_deref().unwrap_or_default() {
+        let key = kv.split('=').next().unwrap_or("");
+        env.retain(|e| e.split('=').next() != Some(key));
+        env.push(kv.clone());
+    }
+    if cfg.tty && !env.iter().any(|e| e.starts_with("TERM=")) {
+        env.push("TERM=xterm".to_owned());
+    }
+    p.set_env(Some(env));
+    if !cfg.working_dir.is_empty() {
+        p.set_cwd(PathBuf::from(&cfg.working_dir));
+    }
+    if !cfg.user.is_empty() {
+        let (uid, gid, extra) = resolve_user(rootfs, &cfg.user)?;
+        let mut u = p.user().clone();
+        u.set_uid(uid);
+        u.set_gid(gid);
+        u.set_additional_gids(if extra.is_empty() { None } else { Some(extra) });
+        p.set_user(u);
+    }
+    p.set_terminal(Some(cfg.tty));
+    p.set_console_size(None);
+    if let Some([h, w]) = cfg
+        .console_size
+        .as_deref()
+        .and_then(|v| <[u16; 2]>::try_from(v).ok())
+    {
+        if h > 0 && w > 0 {
+            if let Ok(b) = oci_spec::runtime::BoxBuilder::default()
+                .height(u64::from(h))
+                .width(u64::from(w))
+                .build()
+            {
+                p.set_console_size(Some(b));
+            }
+        }
+    }
+    if cfg.privileged {
+        let hc = HostConfig {
+            privileged: true,
+            ..rec.host_config.clone()
+        };
+        let caps: HashSet<Capability> = capabilities(&hc)?.into_iter().collect();
+        let mut c = LinuxCapabilities::default();
+        c.set_bounding(Some(caps.clone()));
+        c.set_effective(Some(caps.clone()));
+        c.set_permitted(Some(caps));
+        p.set_capabilities(Some(c));
+    }
+    Ok(p)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {

@@ -121,14 +121,24 @@ impl Client {
     }
 }
 
-/// A created container and everything the monitor holds for it.
+/// The container's ends of its stdio, held until the process is launched.
+#[derive(Debug)]
+struct Pending {
+    stdin: OwnedFd,
+    stdout: OwnedFd,
+    stderr: OwnedFd,
+    console_listener: Option<OwnedFd>,
+}
+
+/// A created container (or exec process) and everything the monitor holds for it.
 #[derive(Debug)]
 pub(crate) struct Monitor {
     dir: PathBuf,
     config: MonitorConfig,
     runtime: Runtime,
     pid: i32,
-    pidfd: OwnedFd,
+    /// The process's pidfd, once it exists.
+    pidfd: Option<OwnedFd>,
     listener: OwnedFd,
     /// Standard output (or the pty master).
     out: Option<OwnedFd>,
@@ -139,6 +149,7 @@ pub(crate) struct Monitor {
     stdin_backlog: VecDeque<u8>,
     stdin_closed_once: bool,
     master: Option<OwnedFd>,
+    pending: Option<Pending>,
     log: Log,
     clients: Vec<Client>,
     started_at: Option<String>,
@@ -171,118 +182,176 @@ fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
     std::fs::rename(&tmp, path)
 }
 
+fn internal(what: &str, e: impl std::fmt::Display) -> SetupError {
+    SetupError::new(ErrorKind::Internal, format!("{what}: {e}"))
+}
+
+fn pidfd_of(pid: i32) -> Result<OwnedFd, SetupError> {
+    let p = rustix::process::Pid::from_raw(pid)
+        .ok_or_else(|| internal("pid", format!("bad pid {pid}")))?;
+    rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty())
+        .map_err(|e| internal(&format!("pidfd_open {pid}"), e))
+}
+
 impl Monitor {
-    /// Creates the container (stdio on pipes or a pty) and binds the control socket.
+    /// Sets up stdio and the control socket; a container is created at once, an exec
+    /// process waits for `Start` (so its attach is connected before its first byte).
     pub(crate) fn create(dir: &Path, config: MonitorConfig) -> Result<Monitor, SetupError> {
         let _ = rustix::process::set_child_subreaper(Some(rustix::process::getpid()));
         let log =
             Log::open(&config.log).map_err(|e| SetupError::io("open log", &config.log.path, e))?;
         let runtime = Runtime::new(&config.runtime_root);
-        let null = dev_null()?;
-        let mut opts = CreateOptions {
-            bundle: config.bundle.clone(),
-            ..CreateOptions::default()
-        };
         let (mut out, mut err, mut stdin) = (None, None, None);
-        let mut console_listener = None;
-        // The container inherits fds 0-2 from us during create.
-        let set_stdio = |i: &dyn AsFd, o: &dyn AsFd, e: &dyn AsFd| -> Result<(), SetupError> {
-            let r = rustix::stdio::dup2_stdin(i.as_fd())
-                .and_then(|()| rustix::stdio::dup2_stdout(o.as_fd()))
-                .and_then(|()| rustix::stdio::dup2_stderr(e.as_fd()));
-            r.map_err(|e| SetupError::new(ErrorKind::Internal, format!("dup2: {e}")))
-        };
-        let saved_stderr = rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stderr(), 3)
-            .map_err(|e| SetupError::new(ErrorKind::Internal, format!("dup stderr: {e}")))?;
-        let console_path = dir.join(CONSOLE_SOCKET_FILE);
-        if config.tty {
-            console_listener = Some(crate::console::listen(&console_path)?);
-            opts.console_socket = Some(console_path.clone());
-            set_stdio(&null, &null, &null)?;
+        let pending = if config.tty {
+            let null = dev_null()?;
+            let console_path = dir.join(CONSOLE_SOCKET_FILE);
+            Pending {
+                stdin: rustix::io::fcntl_dupfd_cloexec(&null, 3).map_err(|e| internal("dup", e))?,
+                stdout: rustix::io::fcntl_dupfd_cloexec(&null, 3)
+                    .map_err(|e| internal("dup", e))?,
+                stderr: null,
+                console_listener: Some(crate::console::listen(&console_path)?),
+            }
         } else {
             let (or, ow) = pipe()?;
             let (er, ew) = pipe()?;
-            if config.open_stdin {
+            let ir = if config.open_stdin {
                 let (ir, iw) = pipe()?;
-                set_stdio(&ir, &ow, &ew)?;
                 stdin = Some(iw);
+                ir
             } else {
-                set_stdio(&null, &ow, &ew)?;
-            }
+                dev_null()?
+            };
             out = Some(or);
             err = Some(er);
-        }
-        let created = runtime.create(&config.id, &opts);
-        // Our own stdio back: nothing of the container's stays on 0-2.
-        let _ = rustix::stdio::dup2_stdin(null.as_fd());
-        let _ = rustix::stdio::dup2_stdout(null.as_fd());
-        let _ = rustix::stdio::dup2_stderr(saved_stderr.as_fd());
-        created?;
-        let mut master = None;
-        if let Some(l) = console_listener {
-            let m = crate::console::receive_master(&l);
-            let _ = std::fs::remove_file(&console_path);
-            let m = m.inspect_err(|_| {
-                let _ = runtime.delete(&config.id, true);
-            })?;
-            let dup = rustix::io::fcntl_dupfd_cloexec(&m, 3)
-                .map_err(|e| SetupError::new(ErrorKind::Internal, format!("dup: {e}")))?;
-            if config.open_stdin {
-                stdin = Some(dup);
-            }
-            out = Some(
-                rustix::io::fcntl_dupfd_cloexec(&m, 3)
-                    .map_err(|e| SetupError::new(ErrorKind::Internal, format!("dup: {e}")))?,
-            );
-            master = Some(m);
-        }
-        let state = runtime.state(&config.id)?;
-        let pid = state.pid;
-        let pidfd = rustix::process::Pid::from_raw(pid)
-            .ok_or_else(|| SetupError::new(ErrorKind::Internal, format!("bad init pid {pid}")))
-            .and_then(|p| {
-                rustix::process::pidfd_open(p, rustix::process::PidfdFlags::empty()).map_err(|e| {
-                    SetupError::new(ErrorKind::Internal, format!("pidfd_open {pid}: {e}"))
-                })
-            });
-        let pidfd = match pidfd {
-            Ok(fd) => fd,
-            Err(e) => {
-                let _ = runtime.delete(&config.id, true);
-                return Err(e);
+            Pending {
+                stdin: ir,
+                stdout: ow,
+                stderr: ew,
+                console_listener: None,
             }
         };
-        let listener = match bind_control(dir) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = runtime.delete(&config.id, true);
-                return Err(e);
-            }
-        };
-        for fd in out.iter().chain(err.iter()).chain(stdin.iter()) {
-            nonblocking(fd);
-        }
-        let _ = std::fs::write(
-            dir.join(PID_FILE),
-            rustix::process::getpid().as_raw_nonzero().to_string(),
-        );
-        Ok(Monitor {
+        let listener = bind_control(dir)?;
+        let mut m = Monitor {
             dir: dir.to_path_buf(),
             config,
             runtime,
-            pid,
-            pidfd,
+            pid: 0,
+            pidfd: None,
             listener,
             out,
             err,
             stdin,
             stdin_backlog: VecDeque::new(),
             stdin_closed_once: false,
-            master,
+            master: None,
+            pending: Some(pending),
             log,
             clients: Vec::new(),
             started_at: None,
-        })
+        };
+        if m.config.exec.is_none() {
+            m.launch()?;
+        }
+        let _ = std::fs::write(
+            dir.join(PID_FILE),
+            rustix::process::getpid().as_raw_nonzero().to_string(),
+        );
+        Ok(m)
+    }
+
+    /// Creates the container, or starts the exec process, on the pending stdio.
+    fn launch(&mut self) -> Result<(), SetupError> {
+        let Some(p) = self.pending.take() else {
+            return Err(SetupError::new(ErrorKind::Conflict, "already started"));
+        };
+        let console_path = self.dir.join(CONSOLE_SOCKET_FILE);
+        let saved = [
+            rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdin(), 3)
+                .map_err(|e| internal("dup", e))?,
+            rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stdout(), 3)
+                .map_err(|e| internal("dup", e))?,
+            rustix::io::fcntl_dupfd_cloexec(rustix::stdio::stderr(), 3)
+                .map_err(|e| internal("dup", e))?,
+        ];
+        // The process inherits fds 0-2 from us.
+        rustix::stdio::dup2_stdin(&p.stdin)
+            .and_then(|()| rustix::stdio::dup2_stdout(&p.stdout))
+            .and_then(|()| rustix::stdio::dup2_stderr(&p.stderr))
+            .map_err(|e| internal("dup2", e))?;
+        let console = p.console_listener.as_ref().map(|_| console_path.clone());
+        let result: Result<i32, SetupError> = match &self.config.exec {
+            None => {
+                let opts = CreateOptions {
+                    bundle: self.config.bundle.clone(),
+                    console_socket: console,
+                    ..CreateOptions::default()
+                };
+                self.runtime
+                    .create(&self.config.id, &opts)
+                    .and_then(|()| self.runtime.state(&self.config.id))
+                    .map(|s| s.pid)
+                    .map_err(SetupError::from)
+            }
+            Some(process) => {
+                let pid_file = self.dir.join("exec.pid");
+                let opts = berth_runtime::ExecOptions {
+                    process: process.clone(),
+                    detach: true,
+                    pid_file: Some(pid_file.clone()),
+                    console_socket: console,
+                    preserve_fds: 0,
+                };
+                self.runtime
+                    .exec(&self.config.id, &opts)
+                    .map_err(SetupError::from)
+                    .and_then(|_| {
+                        std::fs::read_to_string(&pid_file)
+                            .map_err(|e| SetupError::io("read", &pid_file, e))?
+                            .trim()
+                            .parse::<i32>()
+                            .map_err(|e| internal("exec pid", e))
+                    })
+            }
+        };
+        // Our own stdio back: nothing of the process's stays on 0-2.
+        let _ = rustix::stdio::dup2_stdin(&saved[0]);
+        let _ = rustix::stdio::dup2_stdout(&saved[1]);
+        let _ = rustix::stdio::dup2_stderr(&saved[2]);
+        drop(p.stdin);
+        drop(p.stdout);
+        drop(p.stderr);
+        let undo = |rt: &Runtime, id: &str, exec: bool| {
+            if !exec {
+                let _ = rt.delete(id, true);
+            }
+        };
+        let is_exec = self.config.exec.is_some();
+        let pid = result?;
+        if let Some(l) = p.console_listener {
+            let m = crate::console::receive_master(&l);
+            let _ = std::fs::remove_file(&console_path);
+            let m = m.inspect_err(|_| undo(&self.runtime, &self.config.id, is_exec))?;
+            if self.config.open_stdin {
+                self.stdin =
+                    Some(rustix::io::fcntl_dupfd_cloexec(&m, 3).map_err(|e| internal("dup", e))?);
+            }
+            self.out =
+                Some(rustix::io::fcntl_dupfd_cloexec(&m, 3).map_err(|e| internal("dup", e))?);
+            self.master = Some(m);
+        }
+        let pidfd = pidfd_of(pid).inspect_err(|_| undo(&self.runtime, &self.config.id, is_exec))?;
+        for fd in self
+            .out
+            .iter()
+            .chain(self.err.iter())
+            .chain(self.stdin.iter())
+        {
+            nonblocking(fd);
+        }
+        self.pid = pid;
+        self.pidfd = Some(pidfd);
+        Ok(())
     }
 
     /// The init's host PID.
@@ -297,7 +366,10 @@ impl Monitor {
             let n_clients = self.clients.len();
             let (revents, exited) = {
                 let mut fds = Vec::with_capacity(6 + n_clients);
-                fds.push(PollFd::new(&self.pidfd, PollFlags::IN));
+                fds.push(match &self.pidfd {
+                    Some(f) => PollFd::new(f, PollFlags::IN),
+                    None => PollFd::new(&self.listener, PollFlags::empty()),
+                });
                 fds.push(PollFd::new(&self.listener, PollFlags::IN));
                 let none = PollFlags::empty();
                 fds.push(match &self.out {
@@ -573,13 +645,22 @@ impl Monitor {
 
     fn handle(&mut self, i: usize, request: Request, rest: Vec<u8>) {
         let reply = match request {
-            Request::Start => match self.runtime.start(&self.config.id) {
-                Ok(()) => {
-                    self.started_at = Some(berth_runtime::timestamp());
-                    Some(Reply::Ok { pid: self.pid })
+            Request::Start => {
+                let started = if self.config.exec.is_some() {
+                    self.launch().map_err(|e| e.reply())
+                } else {
+                    self.runtime
+                        .start(&self.config.id)
+                        .map_err(|e| Reply::error(&e))
+                };
+                match started {
+                    Ok(()) => {
+                        self.started_at = Some(berth_runtime::timestamp());
+                        Some(Reply::Ok { pid: self.pid })
+                    }
+                    Err(reply) => Some(reply),
                 }
-                Err(e) => Some(Reply::error(&e)),
-            },
+            }
             Request::Attach {
                 stdin,
                 stdout,
@@ -624,10 +705,25 @@ impl Monitor {
                 }),
             },
             Request::Kill { signal, all } => {
-                match self.runtime.kill(&self.config.id, signal, all) {
-                    Ok(()) => Some(Reply::Ok { pid: self.pid }),
-                    Err(e) => Some(Reply::error(&e)),
-                }
+                let r = match (&self.config.exec, &self.pidfd) {
+                    // An exec process: signal it through its pidfd (no PID reuse race).
+                    (Some(_), Some(fd)) => rustix::process::Signal::from_named_raw(signal)
+                        .ok_or(Errno::INVAL)
+                        .and_then(|sig| rustix::process::pidfd_send_signal(fd, sig))
+                        .map_err(|e| Reply::Error {
+                            kind: ErrorKind::from_errno(e.raw_os_error()).as_str().to_owned(),
+                            message: format!("signal the exec process: {e}"),
+                        }),
+                    (Some(_), None) => Err(Reply::Error {
+                        kind: ErrorKind::Conflict.as_str().to_owned(),
+                        message: "the exec process has not started".to_owned(),
+                    }),
+                    (None, _) => self
+                        .runtime
+                        .kill(&self.config.id, signal, all)
+                        .map_err(|e| Reply::error(&e)),
+                };
+                Some(r.map_or_else(|e| e, |()| Reply::Ok { pid: self.pid }))
             }
             Request::Wait => {
                 if let Some(c) = self.clients.get_mut(i) {
@@ -655,8 +751,11 @@ impl Monitor {
 
     /// The init exited: collect the status, drain output, record the exit, tell waiters.
     fn finish(mut self, buf: &mut [u8]) {
+        let Some(pidfd) = self.pidfd.take() else {
+            return;
+        };
         let code = match rustix::process::waitid(
-            rustix::process::WaitId::PidFd(self.pidfd.as_fd()),
+            rustix::process::WaitId::PidFd(pidfd.as_fd()),
             rustix::process::WaitIdOptions::EXITED,
         ) {
             Ok(Some(st)) => {
@@ -701,7 +800,8 @@ impl Monitor {
             }
         }
         self.log.flush();
-        let oom_killed = self.runtime.oom_kills(&self.config.id).is_ok_and(|n| n > 0);
+        let is_exec = self.config.exec.is_some();
+        let oom_killed = !is_exec && self.runtime.oom_kills(&self.config.id).is_ok_and(|n| n > 0);
         let exit = ExitStatus {
             code,
             oom_killed,
@@ -713,7 +813,12 @@ impl Monitor {
                 eprintln!("berth-monitor: writing the exit record: {e}");
             }
         }
-        if let Err(e) = self.runtime.delete(&self.config.id, true) {
+        let deleted = if is_exec {
+            Ok(())
+        } else {
+            self.runtime.delete(&self.config.id, true)
+        };
+        if let Err(e) = deleted {
             if e.kind() != ErrorKind::NotFound {
                 eprintln!("berth-monitor: deleting the runtime state: {e}");
             }

@@ -72,6 +72,10 @@ pub struct MonitorConfig {
     pub stdin_once: bool,
     /// Where output goes.
     pub log: LogConfig,
+    /// Run this process in the (running) container `id` instead of creating it: an
+    /// exec session. It is started by the `Start` request; nothing is logged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exec: Option<oci_spec::runtime::Process>,
 }
 
 /// A log driver's settings.

@@ -66,6 +66,7 @@ impl Engine {
                 idx.names.remove(&rec.name);
             }
         }
+        self.inner.execs.forget_container(&id);
         h.life.send_modify(|l| {
             l.removed = true;
             l.running = false;

@@ -214,6 +214,7 @@ impl Engine {
             open_stdin: rec.config.open_stdin,
             stdin_once: rec.config.stdin_once,
             log,
+            exec: None,
         };
         let pid = crate::monitor::spawn(&self.inner.config.monitor, &mdir, &mc).await?;
         // Attaches that came before the start see the process's first byte.
