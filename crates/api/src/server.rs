@@ -90,6 +90,19 @@ pub fn router(state: ApiState) -> Router {
         .route("/exec/{id}/start", post(exec_start))
         .route("/exec/{id}/json", get(exec_inspect))
         .route("/exec/{id}/resize", post(exec_resize))
+        .route("/containers/{id}/top", get(container_top))
+        .route(
+            "/containers/{id}/archive",
+            get(archive_get).head(archive_head).put(archive_put),
+        )
+        .route("/containers/{id}/stats", get(container_stats))
+        .route("/containers/prune", post(container_prune))
+        .route("/volumes", get(volume_list))
+        .route("/volumes/create", post(volume_create))
+        .route("/volumes/prune", post(volume_prune))
+        .route("/volumes/{name}", get(volume_inspect).delete(volume_delete))
+        .route("/images/prune", post(image_prune))
+        .route("/system/df", get(system_df))
         .route("/images/json", get(image_list))
         .route("/images/load", post(image_load))
         .route("/images/search", get(image_search))
@@ -694,8 +707,7 @@ async fn container_wait(
     // Headers go out now (the wait is registered); the body when the container exits.
     let body = futures_util::stream::once(async move {
         let code = fut.await;
-        let mut v =
-            serde_json::to_vec(&json!({"StatusCode": code, "Error": null})).unwrap_or_default();
+        let mut v = serde_json::to_vec(&json!({"StatusCode": code})).unwrap_or_default();
         v.push(b'\n');
         Ok::<_, std::io::Error>(bytes::Bytes::from(v))
     });
@@ -1362,6 +1374,579 @@ async fn exec_resize(
             height: h,
             width: w,
         })
+        .await?
+    {
+        Outcome::Done => Ok(StatusCode::OK.into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn container_top(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let pids = match s.engine.handle(Action::ContainerTop { id }).await? {
+        Outcome::Pids(p) => p,
+        o => return Err(unexpected(&o)),
+    };
+    let args = q
+        .get("ps_args")
+        .filter(|a| !a.is_empty())
+        .cloned()
+        .unwrap_or_else(|| "-ef".into());
+    // As dockerd: the host's ps, its rows filtered to the container's PIDs.
+    let out = tokio::process::Command::new("ps")
+        .args(args.split_whitespace())
+        .output()
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("running ps: {e}")))?;
+    if !out.status.success() {
+        return Err(ApiError::new(
+            ErrorKind::Internal,
+            format!("ps: {}", String::from_utf8_lossy(&out.stderr).trim()),
+        ));
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut lines = text.lines();
+    let header = lines.next().unwrap_or_default();
+    let titles: Vec<&str> = header.split_whitespace().collect();
+    let Some(pid_col) = titles.iter().position(|t| *t == "PID") else {
+        return Err(ApiError::bad_request(format!(
+            "Couldn't find PID field in ps output (ps_args {args:?})"
+        )));
+    };
+    let mut procs = Vec::new();
+    for line in lines {
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        let Some(pid) = fields.get(pid_col).and_then(|p| p.parse::<i32>().ok()) else {
+            continue;
+        };
+        if !pids.contains(&pid) {
+            continue;
+        }
+        // The last column (the command) keeps its spaces.
+        let n = titles.len();
+        let mut row: Vec<String> = fields
+            .iter()
+            .take(n.saturating_sub(1))
+            .map(|f| (*f).to_owned())
+            .collect();
+        row.push(
+            fields
+                .get(n.saturating_sub(1)..)
+                .map(|r| r.join(" "))
+                .unwrap_or_default(),
+        );
+        procs.push(row);
+    }
+    Ok(Json(json!({"Titles": titles, "Processes": procs})).into_response())
+}
+
+fn stats_json(
+    rec: &berth_engine::ContainerRecord,
+    st: Option<&berth_engine::Stats>,
+    pre: Option<&(String, berth_engine::Stats)>,
+) -> Value {
+    let now = berth_engine_timestamp();
+    let ncpu = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let system = system_cpu_usage();
+    let cpu = |st: Option<&berth_engine::Stats>, sys: u64| match st {
+        Some(st) => json!({
+            "cpu_usage": {
+                "total_usage": st.cpu.usage.total,
+                "percpu_usage": st.cpu.usage.percpu,
+                "usage_in_kernelmode": st.cpu.usage.kernel,
+                "usage_in_usermode": st.cpu.usage.user,
+            },
+            "system_cpu_usage": sys,
+            "online_cpus": ncpu,
+            "throttling_data": {
+                "periods": st.cpu.throttling.periods,
+                "throttled_periods": st.cpu.throttling.throttled_periods,
+                "throttled_time": st.cpu.throttling.throttled_time,
+            },
+        }),
+        None => {
+            json!({"cpu_usage": {"total_usage": 0, "usage_in_kernelmode": 0, "usage_in_usermode": 0}, "throttling_data": {"periods": 0, "throttled_periods": 0, "throttled_time": 0}})
+        }
+    };
+    let (memory, pids, blkio) = match st {
+        Some(st) => {
+            let limit = if st.memory.usage.limit == 0 || st.memory.usage.limit >= (1 << 62) {
+                mem_total_bytes()
+            } else {
+                st.memory.usage.limit
+            };
+            let entries = |v: &[berth_engine::BlkioEntry]| -> Vec<Value> {
+                v.iter().map(|e| json!({"major": e.major, "minor": e.minor, "op": e.op, "value": e.value})).collect()
+            };
+            (
+                json!({"usage": st.memory.usage.usage, "max_usage": st.memory.usage.max, "limit": limit, "failcnt": st.memory.usage.failcnt, "stats": st.memory.raw}),
+                json!({"current": st.pids.current, "limit": st.pids.limit}),
+                json!({
+                    "io_service_bytes_recursive": entries(&st.blkio.io_service_bytes_recursive),
+                    "io_serviced_recursive": entries(&st.blkio.io_serviced_recursive),
+                    "io_queue_recursive": null, "io_service_time_recursive": null, "io_wait_time_recursive": null,
+                    "io_merged_recursive": null, "io_time_recursive": null, "sectors_recursive": null,
+                }),
+            )
+        }
+        None => (
+            json!({}),
+            json!({}),
+            json!({"io_service_bytes_recursive": null, "io_serviced_recursive": null}),
+        ),
+    };
+    let (preread, precpu) = match pre {
+        Some((t, p)) => (t.clone(), cpu(Some(p), system.saturating_sub(1))),
+        None => (wire::ZERO_TIME.to_owned(), cpu(None, 0)),
+    };
+    json!({
+        "read": if st.is_some() { now } else { wire::ZERO_TIME.to_owned() },
+        "preread": preread,
+        "pids_stats": pids,
+        "blkio_stats": blkio,
+        "num_procs": 0,
+        "storage_stats": {},
+        "cpu_stats": cpu(st, system),
+        "precpu_stats": precpu,
+        "memory_stats": memory,
+        "name": rec.name,
+        "id": rec.id,
+    })
+}
+
+fn system_cpu_usage() -> u64 {
+    // Jiffies of all CPUs from /proc/stat, in nanoseconds (as dockerd reports them).
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0;
+    };
+    let total: u64 = line
+        .split_whitespace()
+        .skip(1)
+        .take(7)
+        .filter_map(|v| v.parse::<u64>().ok())
+        .sum();
+    total.saturating_mul(10_000_000)
+}
+
+fn mem_total_bytes() -> u64 {
+    mem_total()
+}
+
+async fn container_stats(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let stream = q.get("stream").is_none_or(|v| v != "0" && v != "false");
+    let one_shot = flag(&q, "one-shot");
+    let (rec, first) = match s
+        .engine
+        .handle(Action::ContainerStats { id: id.clone() })
+        .await?
+    {
+        Outcome::Stats(r, st) => (r, st),
+        o => return Err(unexpected(&o)),
+    };
+    if !stream {
+        // Two samples a little apart, so CPU percentages can be computed (unless one-shot).
+        let mut pre = None;
+        let mut cur = first;
+        if !one_shot {
+            if let Some(p) = cur.take() {
+                pre = Some((berth_engine_timestamp(), *p));
+                tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+                if let Ok(Outcome::Stats(_, st)) =
+                    s.engine.handle(Action::ContainerStats { id }).await
+                {
+                    cur = st;
+                }
+            }
+        }
+        return Ok(Json(stats_json(&rec, cur.as_deref(), pre.as_ref())).into_response());
+    }
+    let engine = s.engine.clone();
+    let body = futures_util::stream::unfold(
+        (first, None::<(String, berth_engine::Stats)>, true),
+        move |(cur, pre, first_round)| {
+            let engine = engine.clone();
+            let id = id.clone();
+            let rec = rec.clone();
+            async move {
+                if !first_round {
+                    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                }
+                let cur = if first_round {
+                    cur
+                } else {
+                    match engine.handle(Action::ContainerStats { id }).await {
+                        Ok(Outcome::Stats(_, st)) => st,
+                        _ => return None,
+                    }
+                };
+                let v = stats_json(&rec, cur.as_deref(), pre.as_ref());
+                let mut line = serde_json::to_vec(&v).unwrap_or_default();
+                line.push(b'\n');
+                let next_pre = cur
+                    .as_deref()
+                    .cloned()
+                    .map(|c| (berth_engine_timestamp(), c));
+                Some((
+                    Ok::<_, std::io::Error>(bytes::Bytes::from(line)),
+                    (None, next_pre, false),
+                ))
+            }
+        },
+    );
+    let mut r = Body::from_stream(body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Ok(r)
+}
+
+fn label_filters(f: &HashMap<String, Vec<String>>) -> Vec<String> {
+    let mut v = f.get("label").cloned().unwrap_or_default();
+    v.extend(
+        f.get("label!")
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|l| format!("!{l}")),
+    );
+    v
+}
+
+async fn container_prune(State(s): State<Arc<ApiState>>, Query(q): Q) -> ApiResult {
+    let f = parse_filters(q.get("filters"))?;
+    match s
+        .engine
+        .handle(Action::ContainerPrune {
+            labels: label_filters(&f),
+        })
+        .await?
+    {
+        Outcome::Pruned(ids, bytes) => {
+            Ok(Json(json!({"ContainersDeleted": ids, "SpaceReclaimed": bytes})).into_response())
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+fn volume_json(v: &berth_engine::Volume) -> Value {
+    json!({
+        "Name": v.name,
+        "Driver": v.driver,
+        "Mountpoint": v.mountpoint,
+        "CreatedAt": v.created_at,
+        "Labels": v.labels,
+        "Scope": "local",
+        "Options": if v.options.is_empty() { Value::Null } else { json!(v.options) },
+    })
+}
+
+async fn volume_list(State(s): State<Arc<ApiState>>, Query(q): Q) -> ApiResult {
+    let f = parse_filters(q.get("filters"))?;
+    let vols = match s.engine.handle(Action::VolumeList).await? {
+        Outcome::Volumes(v) => v,
+        o => return Err(unexpected(&o)),
+    };
+    let out: Vec<Value> = vols
+        .iter()
+        .filter(|v| {
+            f.get("name")
+                .is_none_or(|n| n.iter().any(|x| v.name.contains(x.as_str())))
+        })
+        .filter(|v| {
+            f.get("driver")
+                .is_none_or(|n| n.iter().any(|x| x == &v.driver))
+        })
+        .filter(|v| {
+            f.get("label").is_none_or(|ls| {
+                ls.iter().all(|l| match l.split_once('=') {
+                    Some((k, val)) => v.labels.get(k).is_some_and(|x| x == val),
+                    None => v.labels.contains_key(l),
+                })
+            })
+        })
+        .filter(|v| match f.get("dangling").and_then(|d| d.first()) {
+            Some(d) => {
+                let dangling = s.engine.volume_users(&v.name).is_empty();
+                (d == "true" || d == "1") == dangling
+            }
+            None => true,
+        })
+        .map(volume_json)
+        .collect();
+    Ok(Json(json!({"Volumes": out, "Warnings": []})).into_response())
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(rename_all = "PascalCase", default)]
+struct VolumeCreateBody {
+    name: String,
+    driver: String,
+    driver_opts: Option<BTreeMap<String, String>>,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+async fn volume_create(State(s): State<Arc<ApiState>>, body: Body) -> ApiResult {
+    let b: VolumeCreateBody = read_json(body).await?;
+    if !b.driver.is_empty() && b.driver != "local" {
+        return Err(ApiError::new(
+            ErrorKind::NotFound,
+            format!("plugin \"{}\" not found", b.driver),
+        ));
+    }
+    let a = Action::VolumeCreate {
+        name: Some(b.name).filter(|n| !n.is_empty()),
+        labels: b.labels.unwrap_or_default(),
+        options: b.driver_opts.unwrap_or_default(),
+    };
+    match s.engine.handle(a).await? {
+        Outcome::Volume(v) => Ok((StatusCode::CREATED, Json(volume_json(&v))).into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn volume_inspect(State(s): State<Arc<ApiState>>, Path(name): Path<String>) -> ApiResult {
+    match s.engine.handle(Action::VolumeInspect { name }).await? {
+        Outcome::Volume(v) => Ok(Json(volume_json(&v)).into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn volume_delete(
+    State(s): State<Arc<ApiState>>,
+    Path(name): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    done(
+        &s,
+        Action::VolumeRemove {
+            name,
+            force: flag(&q, "force"),
+        },
+    )
+    .await
+}
+
+async fn volume_prune(State(s): State<Arc<ApiState>>, Query(q): Q) -> ApiResult {
+    let f = parse_filters(q.get("filters"))?;
+    let all = f
+        .get("all")
+        .and_then(|v| v.first())
+        .is_some_and(|v| v == "true" || v == "1");
+    match s
+        .engine
+        .handle(Action::VolumePrune {
+            all,
+            labels: label_filters(&f),
+        })
+        .await?
+    {
+        Outcome::Pruned(names, bytes) => {
+            Ok(Json(json!({"VolumesDeleted": names, "SpaceReclaimed": bytes})).into_response())
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn image_prune(State(s): State<Arc<ApiState>>, Query(q): Q) -> ApiResult {
+    let f = parse_filters(q.get("filters"))?;
+    let all = f
+        .get("dangling")
+        .and_then(|v| v.first())
+        .is_some_and(|v| v == "false" || v == "0");
+    match s.engine.handle(Action::ImagePrune { all }).await? {
+        Outcome::ImagesPruned(out, bytes) => {
+            let v: Vec<Value> = out
+                .iter()
+                .map(|o| match o {
+                    berth_images::service::RemoveOutcome::Untagged(n) => {
+                        json!({"Untagged": wire::familiar(n)})
+                    }
+                    berth_images::service::RemoveOutcome::Deleted(d) => {
+                        json!({"Deleted": d.to_string()})
+                    }
+                })
+                .collect();
+            Ok(Json(json!({"ImagesDeleted": v, "SpaceReclaimed": bytes})).into_response())
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn system_df(State(s): State<Arc<ApiState>>) -> ApiResult {
+    let du = match s.engine.handle(Action::SystemDf).await? {
+        Outcome::DiskUsage(d) => d,
+        o => return Err(unexpected(&o)),
+    };
+    let images: Vec<Value> = du
+        .images
+        .iter()
+        .map(|i| json!({
+            "Id": i.id.to_string(), "ParentId": "", "RepoTags": i.repo_tags.iter().map(|t| wire::familiar(t)).collect::<Vec<_>>(),
+            "RepoDigests": [], "Created": 0, "Size": i.size, "SharedSize": i.shared_size, "VirtualSize": i.size,
+            "Labels": {}, "Containers": i.containers,
+        }))
+        .collect();
+    let sizes: HashMap<String, u64> = du
+        .containers
+        .iter()
+        .map(|c| (c.container_id.clone(), c.size))
+        .collect();
+    let containers: Vec<Value> = s
+        .engine
+        .list_containers()
+        .iter()
+        .map(|r| {
+            let mut v = wire::container_summary(r, &r.config.image);
+            v["SizeRw"] = json!(sizes.get(&r.id).copied().unwrap_or(0));
+            v["SizeRootFs"] = json!(0);
+            v
+        })
+        .collect();
+    let volumes: Vec<Value> = s
+        .engine
+        .volume_list()
+        .iter()
+        .map(|v| {
+            let mut j = volume_json(v);
+            j["UsageData"] = json!({"Size": -1, "RefCount": s.engine.volume_users(&v.name).len()});
+            j
+        })
+        .collect();
+    Ok(Json(json!({
+        "LayersSize": du.layers_size,
+        "Images": images,
+        "Containers": containers,
+        "Volumes": volumes,
+        "BuildCache": [],
+    }))
+    .into_response())
+}
+
+fn stat_header(st: &berth_engine::PathStat) -> Result<HeaderValue, ApiError> {
+    use base64::Engine as _;
+    let json =
+        serde_json::to_vec(st).map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))?;
+    HeaderValue::from_str(&base64::engine::general_purpose::STANDARD.encode(json))
+        .map_err(|e| ApiError::new(ErrorKind::Internal, e.to_string()))
+}
+
+fn archive_path(q: &HashMap<String, String>) -> Result<String, ApiError> {
+    q.get("path")
+        .filter(|p| !p.is_empty())
+        .cloned()
+        .ok_or_else(|| ApiError::bad_request("path is required"))
+}
+
+async fn archive_head(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let path = archive_path(&q)?;
+    match s.engine.handle(Action::ArchiveStat { id, path }).await? {
+        Outcome::Archive(st, _) => {
+            let mut r = StatusCode::OK.into_response();
+            r.headers_mut()
+                .insert("X-Docker-Container-Path-Stat", stat_header(&st)?);
+            Ok(r)
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn archive_get(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+) -> ApiResult {
+    let path = archive_path(&q)?;
+    match s.engine.handle(Action::ArchiveGet { id, path }).await? {
+        Outcome::Archive(st, Some(file)) => {
+            let f = tokio::fs::File::from_std(file);
+            let body = Body::from_stream(tokio_util_reader(f));
+            let mut r = body.into_response();
+            r.headers_mut()
+                .insert("X-Docker-Container-Path-Stat", stat_header(&st)?);
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-tar"),
+            );
+            Ok(r)
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+fn tokio_util_reader(
+    f: tokio::fs::File,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(f, |mut f| async move {
+        let mut buf = vec![0u8; 64 * 1024];
+        match f.read(&mut buf).await {
+            Ok(0) => None,
+            Ok(n) => {
+                buf.truncate(n);
+                Some((Ok(bytes::Bytes::from(buf)), f))
+            }
+            Err(e) => Some((Err(e), f)),
+        }
+    })
+}
+
+/// Spools a request body to an unnamed file in the store's scratch directory.
+async fn spool(root: &std::path::Path, body: Body, limit: u64) -> Result<std::fs::File, ApiError> {
+    let dir = root.join("tmp");
+    let file = tempfile::tempfile_in(&dir).map_err(|e| {
+        ApiError::new(
+            ErrorKind::Internal,
+            format!("spool file in {}: {e}", dir.display()),
+        )
+    })?;
+    let mut f = tokio::fs::File::from_std(file);
+    let mut stream = body.into_data_stream();
+    let mut total: u64 = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk =
+            chunk.map_err(|e| ApiError::bad_request(format!("reading the request body: {e}")))?;
+        total += chunk.len() as u64;
+        if total > limit {
+            return Err(ApiError::bad_request("request body too large"));
+        }
+        f.write_all(&chunk)
+            .await
+            .map_err(|e| ApiError::new(ErrorKind::Internal, format!("spooling: {e}")))?;
+    }
+    f.flush()
+        .await
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("spooling: {e}")))?;
+    let mut f = f.into_std().await;
+    std::io::Seek::rewind(&mut f)
+        .map_err(|e| ApiError::new(ErrorKind::Internal, format!("spooling: {e}")))?;
+    Ok(f)
+}
+
+async fn archive_put(
+    State(s): State<Arc<ApiState>>,
+    Path(id): Path<String>,
+    Query(q): Q,
+    body: Body,
+) -> ApiResult {
+    let path = archive_path(&q)?;
+    let archive = spool(&s.root, body, MAX_LOAD_BODY).await?;
+    match s
+        .engine
+        .handle(Action::ArchivePut { id, path, archive })
         .await?
     {
         Outcome::Done => Ok(StatusCode::OK.into_response()),

@@ -174,6 +174,13 @@ pub fn container_inspect(r: &ContainerRecord, dir: &std::path::Path) -> Value {
             );
         }
         o.entry("PidsLimit").or_insert(Value::Null);
+        // Namespace modes as dockerd reports them after create.
+        if r.host_config.cgroupns_mode.is_empty() {
+            o.insert("CgroupnsMode".into(), json!("private"));
+        }
+        if r.host_config.ipc_mode.is_empty() {
+            o.insert("IpcMode".into(), json!("private"));
+        }
     }
     let mut config = serde_json::to_value(&r.config).unwrap_or_else(|_| json!({}));
     if let Some(o) = config.as_object_mut() {

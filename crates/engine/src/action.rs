@@ -138,6 +138,74 @@ pub enum Action {
         /// Columns.
         width: u16,
     },
+    /// `docker top` (the host PIDs; the API runs `ps`).
+    ContainerTop {
+        /// The container.
+        id: String,
+    },
+    /// `docker stats`.
+    ContainerStats {
+        /// The container.
+        id: String,
+    },
+    /// `docker cp` (stat a path).
+    ArchiveStat {
+        /// The container.
+        id: String,
+        /// The path inside.
+        path: String,
+    },
+    /// `docker cp` out of the container.
+    ArchiveGet {
+        /// The container.
+        id: String,
+        /// The path inside.
+        path: String,
+    },
+    /// `docker cp` into the container: a tar spooled to a file.
+    ArchivePut {
+        /// The container.
+        id: String,
+        /// The directory inside.
+        path: String,
+        /// The archive.
+        archive: std::fs::File,
+    },
+    /// `docker container prune`.
+    ContainerPrune {
+        /// `label` filters (`k`, `k=v`, `!k=v`).
+        labels: Vec<String>,
+    },
+    /// `docker volume create`.
+    VolumeCreate {
+        /// Name (random when `None`).
+        name: Option<String>,
+        /// Labels.
+        labels: std::collections::BTreeMap<String, String>,
+        /// Local driver options.
+        options: std::collections::BTreeMap<String, String>,
+    },
+    /// `docker volume ls`.
+    VolumeList,
+    /// `docker volume inspect`.
+    VolumeInspect {
+        /// The volume.
+        name: String,
+    },
+    /// `docker volume rm`.
+    VolumeRemove {
+        /// The volume.
+        name: String,
+        /// A missing volume is no error.
+        force: bool,
+    },
+    /// `docker volume prune`.
+    VolumePrune {
+        /// Named volumes too.
+        all: bool,
+        /// `label` filters.
+        labels: Vec<String>,
+    },
     /// `docker images`.
     ImageList,
     /// `docker image inspect`.
@@ -164,6 +232,13 @@ pub enum Action {
         /// Remove even if used.
         force: bool,
     },
+    /// `docker image prune`.
+    ImagePrune {
+        /// Every unused image, not only dangling ones.
+        all: bool,
+    },
+    /// `docker system df`.
+    SystemDf,
     /// `docker load` of an archive spooled to a file.
     ImageLoad {
         /// The archive.
@@ -189,6 +264,22 @@ pub enum Outcome {
     Attach(AttachStream),
     /// A new object's ID.
     Id(String),
+    /// Host PIDs.
+    Pids(Vec<i32>),
+    /// A path's stat, and its tar when asked for.
+    Archive(Box<crate::container::PathStat>, Option<std::fs::File>),
+    /// Resource usage (`None`: not running).
+    Stats(Box<ContainerRecord>, Option<Box<berth_runtime::Stats>>),
+    /// IDs or names removed, and bytes freed.
+    Pruned(Vec<String>, u64),
+    /// A volume.
+    Volume(Box<crate::volume::Volume>),
+    /// Volumes.
+    Volumes(Vec<crate::volume::Volume>),
+    /// What image prune removed, and bytes freed.
+    ImagesPruned(Vec<RemoveOutcome>, u64),
+    /// Disk usage.
+    DiskUsage(Box<berth_images::service::DiskUsage>),
     /// An exec session was started: its stream when attached.
     ExecStarted(Option<AttachStream>),
     /// An exec session.
@@ -225,6 +316,14 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Attach(_) => "Attach",
         Outcome::Images(_) => "Images",
         Outcome::Id(_) => "Id",
+        Outcome::Pids(_) => "Pids",
+        Outcome::Archive(..) => "Archive",
+        Outcome::Stats(..) => "Stats",
+        Outcome::Pruned(..) => "Pruned",
+        Outcome::Volume(_) => "Volume",
+        Outcome::Volumes(_) => "Volumes",
+        Outcome::ImagesPruned(..) => "ImagesPruned",
+        Outcome::DiskUsage(_) => "DiskUsage",
         Outcome::ExecStarted(_) => "ExecStarted",
         Outcome::Exec(_) => "Exec",
         Outcome::Image(_) => "Image",
@@ -305,6 +404,43 @@ impl Engine {
                 self.exec_resize(&id, height, width).await?;
                 Outcome::Done
             }
+            Action::ArchiveStat { id, path } => {
+                Outcome::Archive(Box::new(self.archive_stat(&id, &path).await?), None)
+            }
+            Action::ArchiveGet { id, path } => {
+                let (stat, file) = self.archive_get(&id, &path).await?;
+                Outcome::Archive(Box::new(stat), Some(file))
+            }
+            Action::ArchivePut { id, path, archive } => {
+                self.archive_put(&id, &path, std::io::BufReader::new(archive))
+                    .await?;
+                Outcome::Done
+            }
+            Action::ContainerTop { id } => Outcome::Pids(self.container_pids(&id).await?),
+            Action::ContainerStats { id } => {
+                let (rec, stats) = self.container_stats(&id).await?;
+                Outcome::Stats(Box::new(rec), stats.map(Box::new))
+            }
+            Action::ContainerPrune { labels } => {
+                Outcome::Pruned(self.prune_containers(&labels).await, 0)
+            }
+            Action::VolumeCreate {
+                name,
+                labels,
+                options,
+            } => Outcome::Volume(Box::new(self.volume_create(name, labels, options, false)?)),
+            Action::VolumeList => Outcome::Volumes(self.volume_list()),
+            Action::VolumeInspect { name } => {
+                Outcome::Volume(Box::new(self.volume_inspect(&name)?))
+            }
+            Action::VolumeRemove { name, force } => {
+                self.volume_remove(&name, force)?;
+                Outcome::Done
+            }
+            Action::VolumePrune { all, labels } => {
+                let (names, bytes) = self.volume_prune(all, &labels);
+                Outcome::Pruned(names, bytes)
+            }
             Action::ImageList => Outcome::Images(self.list_images().await?),
             Action::ImageInspect { name } => {
                 Outcome::Image(Box::new(self.inspect_image(&name).await?))
@@ -317,6 +453,11 @@ impl Engine {
             Action::ImageRemove { name, force } => {
                 Outcome::ImagesRemoved(self.remove_image(&name, force).await?)
             }
+            Action::ImagePrune { all } => {
+                let r = self.inner.images.prune(all).await?;
+                Outcome::ImagesPruned(r.removed, r.space_reclaimed)
+            }
+            Action::SystemDf => Outcome::DiskUsage(Box::new(self.inner.images.disk_usage().await?)),
             Action::ImageLoad { path } => Outcome::Loaded(self.load_images(path).await?),
         })
     }

@@ -145,7 +145,7 @@ impl Engine {
     /// containers whose monitors still run (see the crate docs). Call from a tokio
     /// runtime.
     pub async fn open(config: EngineConfig) -> Result<Engine> {
-        for d in [&config.root, &config.exec_root] {
+        for d in [&config.root, &config.exec_root, &config.root.join("tmp")] {
             std::fs::create_dir_all(d).map_err(|e| EngineError::io("create", d, e))?;
         }
         let images_root = config.root.join("images");

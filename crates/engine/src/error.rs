@@ -11,6 +11,14 @@ pub enum EngineError {
     NoSuchContainer(String),
     /// No such image: {0}
     NoSuchImage(String),
+    /// Could not find the file {0} in container
+    PathNotFound(String),
+    /// {0}
+    PermissionDenied(String),
+    /// get {0}: no such volume
+    NoSuchVolume(String),
+    /// remove {0}: volume is in use - {1:?}
+    VolumeInUse(String, Vec<String>),
     /// No such exec instance: {0}
     NoSuchExec(String),
     /// Error: Exec command {0} has already run
@@ -116,7 +124,11 @@ impl HasKind for EngineError {
         match self {
             EngineError::NoSuchContainer(_)
             | EngineError::NoSuchImage(_)
-            | EngineError::NoSuchExec(_) => ErrorKind::NotFound,
+            | EngineError::NoSuchExec(_)
+            | EngineError::NoSuchVolume(_)
+            | EngineError::PathNotFound(_) => ErrorKind::NotFound,
+            EngineError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            EngineError::VolumeInUse(..) => ErrorKind::Conflict,
             EngineError::ExecStarted(_) => ErrorKind::Conflict,
             EngineError::NameInUse { .. } => ErrorKind::Conflict,
             EngineError::InvalidName(_)

@@ -36,21 +36,29 @@ mod exec;
 mod images;
 mod model;
 mod monitor;
+mod mounts;
 mod names;
 mod spec;
 mod store;
 mod time;
+mod volume;
 
 pub use action::{Action, Outcome};
+pub use berth_runtime::Stats;
 pub use container::{
-    AttachOptions, AttachStream, CreateContainer, Created, LogEntry, LogsOptions, WaitCondition,
+    AttachOptions, AttachStream, CreateContainer, Created, LogEntry, LogsOptions, PathStat,
+    WaitCondition,
 };
 pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, Result};
 pub use events::{past as past_events, Event};
 pub use exec::{ExecConfig, ExecSession};
 pub use model::{
-    ContainerConfig, ContainerRecord, HostConfig, LogConfig, RestartPolicy, State, Status, Ulimit,
+    ContainerConfig, ContainerRecord, HostConfig, LogConfig, MountSpec, RestartPolicy, State,
+    Status, Ulimit,
 };
 pub use spec::ALLOW_SENSITIVE_LABEL;
+/// One block I/O counter of [`Stats`].
+pub type BlkioEntry = berth_cgroups::BlkioEntry;
 pub use time::{parse_rfc3339, parse_timestamp};
+pub use volume::{Volume, VolumeMount};

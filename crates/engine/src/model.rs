@@ -54,6 +54,7 @@ pub struct ContainerConfig {
     #[serde(deserialize_with = "strslice")]
     pub cmd: Option<Vec<String>>,
     /// Health check (kept as given).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub healthcheck: Option<Value>,
     /// Windows only; kept for round trips.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -291,6 +292,27 @@ pub struct ContainerRecord {
     pub restart_count: u64,
     /// The json-file log.
     pub log_path: PathBuf,
+    /// Volumes mounted into it (named, and anonymous ones for image `VOLUME`s).
+    #[serde(default)]
+    pub volumes: Vec<crate::volume::VolumeMount>,
+    /// Host bind mounts and tmpfs mounts from `HostConfig.Mounts`, resolved.
+    #[serde(default)]
+    pub mounts: Vec<MountSpec>,
+}
+
+/// A bind or tmpfs mount from `HostConfig.Mounts` (the `--mount` syntax).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MountSpec {
+    /// `bind` or `tmpfs`.
+    pub kind: String,
+    /// Host path (bind).
+    pub source: String,
+    /// Path inside.
+    pub target: String,
+    /// Read-only.
+    pub read_only: bool,
+    /// Options (propagation for binds; size/mode for tmpfs).
+    pub options: Vec<String>,
 }
 
 impl ContainerRecord {

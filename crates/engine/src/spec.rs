@@ -225,7 +225,7 @@ pub(crate) fn validate(hc: &HostConfig, labels_allow_sensitive: bool) -> Result<
         // MemorySwappiness: -1 is "not set" (what the docker CLI sends).
         let unset = crate::model::is_default_value(v)
             || (k == "MemorySwappiness" && v.as_i64() == Some(-1));
-        if !unset && !IGNORED.contains(&k.as_str()) {
+        if !unset && !IGNORED.contains(&k.as_str()) && k != "Mounts" {
             return Err(EngineError::Unsupported(
                 format!("HostConfig.{k}"),
                 "remove the option or leave it at its default",
@@ -301,17 +301,8 @@ pub(crate) fn validate(hc: &HostConfig, labels_allow_sensitive: bool) -> Result<
     }
     for b in hc.binds.as_deref().unwrap_or_default() {
         let bind = parse_bind(b)?;
-        if !bind.source.starts_with('/') {
-            return Err(EngineError::Unsupported(
-                format!("named volume \"{}\"", bind.source),
-                "named volumes arrive with the volume API; bind a host directory instead",
-            ));
-        }
-        if !labels_allow_sensitive && is_sensitive(&clean(&bind.source)) {
-            return Err(invalid(format!(
-                "refusing to bind the sensitive host path {} into a container: it would give the container control over the host; set the label {ALLOW_SENSITIVE_LABEL}=true to do it anyway",
-                bind.source
-            )));
+        if bind.source.starts_with('/') {
+            check_sensitive(&bind.source, labels_allow_sensitive)?;
         }
     }
     capabilities(hc)?;
@@ -354,6 +345,16 @@ const IGNORED: &[&str] = &[
     "ReadonlyPaths",
     "Runtime",
 ];
+
+/// Refuses a sensitive host path as a bind source unless allowed.
+pub(crate) fn check_sensitive(source: &str, allow: bool) -> Result<()> {
+    if !allow && is_sensitive(&clean(source)) {
+        return Err(invalid(format!(
+            "refusing to bind the sensitive host path {source} into a container: it would give the container control over the host; set the label {ALLOW_SENSITIVE_LABEL}=true to do it anyway"
+        )));
+    }
+    Ok(())
+}
 
 /// Lexically cleaned absolute path (for the sensitive-path check).
 fn clean(p: &str) -> PathBuf {
@@ -474,7 +475,12 @@ pub(crate) fn read_in_root(rootfs: &Path, rel: &str) -> String {
 }
 
 /// The runtime configuration of `record`, whose root filesystem is mounted at `rootfs`.
-pub(crate) fn build(record: &ContainerRecord, rootfs: &Path, etc: &EtcFiles) -> Result<Spec> {
+pub(crate) fn build(
+    record: &ContainerRecord,
+    rootfs: &Path,
+    etc: &EtcFiles,
+    volumes: &[(PathBuf, crate::volume::VolumeMount)],
+) -> Result<Spec> {
     let id = record.id.as_str();
     let hc = &record.host_config;
     let cfg = &record.config;
@@ -638,6 +644,9 @@ pub(crate) fn build(record: &ContainerRecord, rootfs: &Path, etc: &EtcFiles) -> 
     mounts.push(bind_mount(&etc.resolv, "/etc/resolv.conf", false, None));
     for b in hc.binds.as_deref().unwrap_or_default() {
         let bind = parse_bind(b)?;
+        if !bind.source.starts_with('/') {
+            continue; // a named volume: below
+        }
         let src = PathBuf::from(&bind.source);
         if !src.exists() {
             // `-v /host/dir:/x` creates a missing source directory, as Docker does.
@@ -651,6 +660,33 @@ pub(crate) fn build(record: &ContainerRecord, rootfs: &Path, etc: &EtcFiles) -> 
             bind.read_only,
             bind.propagation.as_deref(),
         ));
+    }
+    for (src, v) in volumes {
+        mounts.retain(|m| m.destination() != Path::new(&v.destination));
+        mounts.push(bind_mount(src, &v.destination, v.read_only, None));
+    }
+    for m in &record.mounts {
+        mounts.retain(|x| x.destination() != Path::new(&m.target));
+        if m.kind == "bind" {
+            mounts.push(bind_mount(
+                Path::new(&m.source),
+                &m.target,
+                m.read_only,
+                m.options.first().map(String::as_str),
+            ));
+        } else {
+            let mut o = vec!["nosuid".to_owned(), "nodev".to_owned(), "noexec".to_owned()];
+            if m.read_only {
+                o.push("ro".to_owned());
+            }
+            o.extend(m.options.iter().cloned());
+            let mut t = Mount::default();
+            t.set_destination(PathBuf::from(&m.target));
+            t.set_typ(Some("tmpfs".to_owned()));
+            t.set_source(Some(PathBuf::from("tmpfs")));
+            t.set_options(Some(o));
+            mounts.push(t);
+        }
     }
     for (target, opts) in hc.tmpfs.clone().unwrap_or_default() {
         if !target.starts_with('/') {

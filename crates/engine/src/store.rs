@@ -21,6 +21,22 @@ use crate::model::ContainerRecord;
 
 const RECORD: &str = "container.json";
 
+/// Writes `data` to `path` atomically (temporary file, sync, rename, sync directory).
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".tmp");
+    let tmp = PathBuf::from(tmp);
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::create(&tmp)?;
+        f.write_all(data)?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    };
+    write().map_err(|e| EngineError::io("write", path, e))
+}
+
 /// The directory of container records.
 #[derive(Debug, Clone)]
 pub(crate) struct Store {

@@ -142,7 +142,7 @@ impl Engine {
             name
         };
         let result = self
-            .create_reserved(&id, &name, config, req.host_config, &image, argv)
+            .create_reserved(&id, &name, config, req.host_config, &image, argv, allow)
             .await;
         if result.is_err() {
             self.index().names.remove(&name);
@@ -150,6 +150,7 @@ impl Engine {
         result
     }
 
+    #[allow(clippy::too_many_arguments)]
     async fn create_reserved(
         &self,
         id: &str,
@@ -158,7 +159,9 @@ impl Engine {
         host_config: HostConfig,
         image: &berth_images::service::Image,
         argv: Vec<String>,
+        allow_sensitive: bool,
     ) -> Result<Created> {
+        let storage = self.resolve_storage(&config, &host_config, allow_sensitive)?;
         let dir = self.inner.store.dir(id);
         std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
         // The writable layer; until the record is written, a crash leaves a directory
@@ -185,6 +188,8 @@ impl Engine {
             state: State::default(),
             restart_count: 0,
             log_path: dir.join(format!("{id}-json.log")),
+            volumes: storage.volumes,
+            mounts: storage.mounts,
         };
         if let Err(e) = self.inner.store.save(&record) {
             let _ = self.inner.images.remove_rootfs(id).await;

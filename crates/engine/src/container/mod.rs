@@ -1,14 +1,17 @@
 //! Container operations, one file each, on the [`Engine`](crate::Engine).
 
+mod archive;
 mod attach;
 mod create;
 mod logs;
+mod query;
 mod remove;
 mod restart;
 mod start;
 mod stop;
 mod wait;
 
+pub use archive::PathStat;
 pub use attach::{AttachOptions, AttachStream};
 pub use create::{CreateContainer, Created};
 pub use logs::{LogEntry, LogsOptions};

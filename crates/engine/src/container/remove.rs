@@ -10,7 +10,7 @@ use crate::model::Status;
 
 impl Engine {
     /// Removes container `key` (`docker rm`); with `force` a running one is killed first.
-    pub async fn remove_container(&self, key: &str, force: bool, _volumes: bool) -> Result<()> {
+    pub async fn remove_container(&self, key: &str, force: bool, volumes: bool) -> Result<()> {
         let h = self.lookup(key)?;
         let _op = h.op.lock().await;
         let rec = h.record();
@@ -67,6 +67,17 @@ impl Engine {
             }
         }
         self.inner.execs.forget_container(&id);
+        if volumes {
+            for v in rec
+                .volumes
+                .iter()
+                .filter(|v| self.volume_inspect(&v.name).is_ok_and(|x| x.anonymous))
+            {
+                if let Err(e) = self.volume_remove(&v.name, true) {
+                    tracing::warn!(volume = %v.name, error = %e, "removing an anonymous volume");
+                }
+            }
+        }
         h.life.send_modify(|l| {
             l.removed = true;
             l.running = false;

@@ -180,7 +180,8 @@ impl Engine {
             .await??;
         }
         let etc = write_etc(&cdir, rec)?;
-        let spec = crate::spec::build(rec, &rootfs, &etc)?;
+        let volumes = self.prepare_volumes(&rec.volumes, &rootfs)?;
+        let spec = crate::spec::build(rec, &rootfs, &etc, &volumes)?;
         let bundle_cfg = mdir.join("config.json");
         let data = serde_json::to_vec(&spec).map_err(|e| EngineError::Spec {
             id: id.clone(),
