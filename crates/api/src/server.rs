@@ -91,6 +91,11 @@ pub fn router(state: ApiState) -> Router {
         .route("/exec/{id}/json", get(exec_inspect))
         .route("/exec/{id}/resize", post(exec_resize))
         .route("/containers/{id}/top", get(container_top))
+        .route("/containers/{id}/export", get(container_export))
+        .route("/containers/{id}/changes", get(container_changes))
+        .route("/commit", post(commit))
+        .route("/auth", post(auth))
+        .route("/images/get", get(images_save))
         .route(
             "/containers/{id}/archive",
             get(archive_get).head(archive_head).put(archive_put),
@@ -964,6 +969,9 @@ async fn image_get(State(s): State<Arc<ApiState>>, Path(rest): Path<String>) -> 
             o => Err(unexpected(&o)),
         };
     }
+    if let Some(name) = rest.strip_suffix("/get") {
+        return save_response(&s, vec![name.to_owned()]).await;
+    }
     if let Some(name) = rest.strip_suffix("/history") {
         return match s
             .engine
@@ -1005,9 +1013,22 @@ async fn image_post(
     State(s): State<Arc<ApiState>>,
     Path(rest): Path<String>,
     Query(q): Q,
+    headers: HeaderMap,
+    body: Body,
 ) -> ApiResult {
     if rest == "create" {
-        return Err(ApiError::new(ErrorKind::NotImplemented, "pulling images through berthd arrives in a later release: load them with `docker load`"));
+        return image_create(&s, &q, &headers, body).await;
+    }
+    if let Some(name) = rest.strip_suffix("/push") {
+        registry_auth(&s, &headers);
+        let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{name}:{t}"),
+            None => name.to_owned(),
+        };
+        return match s.engine.handle(Action::ImagePush { reference }).await? {
+            Outcome::Transfer(rx) => Ok(progress_stream(rx)),
+            o => Err(unexpected(&o)),
+        };
     }
     if let Some(name) = rest.strip_suffix("/tag") {
         let repo = q.get("repo").cloned().unwrap_or_default();
@@ -1950,6 +1971,357 @@ async fn archive_put(
         .await?
     {
         Outcome::Done => Ok(StatusCode::OK.into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+/// Remembers the credentials of an `X-Registry-Auth` header (base64url JSON).
+fn registry_auth(s: &ApiState, headers: &HeaderMap) {
+    use base64::Engine as _;
+    let Some(raw) = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()) else {
+        return;
+    };
+    let raw = raw.trim();
+    let decoded = base64::engine::general_purpose::URL_SAFE
+        .decode(raw)
+        .or_else(|_| {
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim_end_matches('='))
+        })
+        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw));
+    let Ok(bytes) = decoded else { return };
+    #[derive(serde::Deserialize, Default)]
+    #[serde(default)]
+    struct Auth {
+        username: String,
+        password: String,
+        serveraddress: String,
+        identitytoken: String,
+    }
+    let Ok(a) = serde_json::from_slice::<Auth>(&bytes) else {
+        return;
+    };
+    if a.serveraddress.is_empty() || (a.username.is_empty() && a.identitytoken.is_empty()) {
+        return;
+    }
+    s.engine.set_credentials(
+        &a.serveraddress,
+        a.username,
+        a.password,
+        Some(a.identitytoken),
+    );
+}
+
+/// Go's `units.HumanSize` (decimal units, 4 significant digits).
+fn human_size(n: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    let s = format!("{v:.4}");
+    let s = if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    };
+    let digits = s.replace('.', "").len();
+    let s = if digits > 4 {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_owned()
+    } else {
+        s
+    };
+    format!("{s}{}", units[i])
+}
+
+fn progress_bar(current: u64, total: Option<u64>) -> String {
+    match total.filter(|t| *t > 0) {
+        Some(t) => {
+            let width = 50u64;
+            let filled = (current.min(t) * width / t) as usize;
+            let bar = if filled >= 50 {
+                "=".repeat(50)
+            } else {
+                format!("{}>{}", "=".repeat(filled), " ".repeat(49 - filled))
+            };
+            format!("[{bar}]  {}/{}", human_size(current), human_size(t))
+        }
+        None => human_size(current),
+    }
+}
+
+fn progress_stream(
+    rx: tokio::sync::mpsc::UnboundedReceiver<berth_engine::TransferMessage>,
+) -> Response {
+    let body = tokio_stream::wrappers::UnboundedReceiverStream::new(rx).map(|m| {
+        let v = match m {
+            berth_engine::TransferMessage::Status {
+                status,
+                id,
+                progress,
+            } => {
+                let mut v = json!({"status": status});
+                if let Some(id) = id {
+                    v["id"] = json!(id);
+                }
+                match progress {
+                    Some((c, t)) => {
+                        v["progressDetail"] = match t {
+                            Some(t) => json!({"current": c, "total": t}),
+                            None => json!({"current": c}),
+                        };
+                        v["progress"] = json!(progress_bar(c, t));
+                    }
+                    None if v.get("id").is_some() => v["progressDetail"] = json!({}),
+                    None => {}
+                }
+                v
+            }
+            berth_engine::TransferMessage::Pushed { tag, digest, size } => {
+                json!({"progressDetail": {}, "aux": {"Tag": tag, "Digest": digest, "Size": size}})
+            }
+            berth_engine::TransferMessage::Error(e) => {
+                json!({"errorDetail": {"message": e}, "error": e})
+            }
+        };
+        let mut line = serde_json::to_vec(&v).unwrap_or_default();
+        line.push(b'\n');
+        Ok::<_, std::io::Error>(bytes::Bytes::from(line))
+    });
+    let mut r = Body::from_stream(body).into_response();
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
+async fn image_create(
+    s: &ApiState,
+    q: &HashMap<String, String>,
+    headers: &HeaderMap,
+    body: Body,
+) -> ApiResult {
+    if let Some(src) = q.get("fromSrc").filter(|v| !v.is_empty()) {
+        if src != "-" {
+            return Err(ApiError::new(ErrorKind::NotImplemented, "importing from a URL is not supported by berthd: download the file and import it from stdin"));
+        }
+        let archive = spool(&s.root, body, MAX_LOAD_BODY).await?;
+        let reference = q.get("repo").filter(|r| !r.is_empty()).map(|r| {
+            match q.get("tag").filter(|t| !t.is_empty()) {
+                Some(t) => format!("{r}:{t}"),
+                None => r.clone(),
+            }
+        });
+        let message = q.get("message").cloned();
+        return match s
+            .engine
+            .handle(Action::ImageImport {
+                archive,
+                reference,
+                message,
+            })
+            .await
+        {
+            Ok(Outcome::Id(id)) => Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                format!("{}\n", json!({"status": id})),
+            )
+                .into_response()),
+            Ok(o) => Err(unexpected(&o)),
+            Err(e) => Ok((
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, "application/json")],
+                format!(
+                    "{}\n",
+                    json!({"errorDetail": {"message": e.to_string()}, "error": e.to_string()})
+                ),
+            )
+                .into_response()),
+        };
+    }
+    let Some(image) = q.get("fromImage").filter(|v| !v.is_empty()) else {
+        return Err(ApiError::bad_request("fromImage or fromSrc is required"));
+    };
+    registry_auth(s, headers);
+    let reference = match q.get("tag").filter(|t| !t.is_empty()) {
+        Some(t) if t.starts_with("sha256:") => format!("{image}@{t}"),
+        Some(t) => format!("{image}:{t}"),
+        None => image.clone(),
+    };
+    match s.engine.handle(Action::ImagePull { reference }).await? {
+        Outcome::Transfer(rx) => Ok(progress_stream(rx)),
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn save_response(s: &ApiState, names: Vec<String>) -> ApiResult {
+    match s.engine.handle(Action::ImageSave { names }).await? {
+        Outcome::File(f) => {
+            let mut r =
+                Body::from_stream(tokio_util_reader(tokio::fs::File::from_std(f))).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/x-tar"),
+            );
+            Ok(r)
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn images_save(State(s): State<Arc<ApiState>>, uri: axum::http::Uri) -> ApiResult {
+    // `names` repeats: read the raw query.
+    let names: Vec<String> = uri
+        .query()
+        .unwrap_or_default()
+        .split('&')
+        .filter_map(|kv| kv.split_once('='))
+        .filter(|(k, _)| *k == "names")
+        .map(|(_, v)| percent_decode(v))
+        .collect();
+    if names.is_empty() {
+        return Err(ApiError::bad_request("names is required"));
+    }
+    save_response(&s, names).await
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'%' if i + 2 < b.len() => {
+                let hex = std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(v) => {
+                        out.push(v);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            c => {
+                out.push(c);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+async fn container_export(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+    match s.engine.handle(Action::ContainerExport { id }).await? {
+        Outcome::File(f) => {
+            let mut r =
+                Body::from_stream(tokio_util_reader(tokio::fs::File::from_std(f))).into_response();
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/octet-stream"),
+            );
+            Ok(r)
+        }
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn container_changes(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {
+    match s.engine.handle(Action::ContainerChanges { id }).await? {
+        Outcome::Changes(c) => Ok(Json(
+            c.iter()
+                .map(|c| json!({"Path": c.path, "Kind": c.kind}))
+                .collect::<Vec<_>>(),
+        )
+        .into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+async fn commit(State(s): State<Arc<ApiState>>, Query(q): Q, body: Body) -> ApiResult {
+    let container = q.get("container").cloned().unwrap_or_default();
+    if container.is_empty() {
+        return Err(ApiError::bad_request("container is required"));
+    }
+    let bytes = axum::body::to_bytes(body, MAX_JSON_BODY)
+        .await
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let config: Option<berth_engine::ContainerConfig> =
+        if bytes.iter().all(u8::is_ascii_whitespace) || bytes.as_ref() == b"null" {
+            None
+        } else {
+            Some(
+                serde_json::from_slice(&bytes)
+                    .map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))?,
+            )
+        };
+    let reference = q.get("repo").filter(|r| !r.is_empty()).map(|r| {
+        match q.get("tag").filter(|t| !t.is_empty()) {
+            Some(t) => format!("{r}:{t}"),
+            None => r.clone(),
+        }
+    });
+    let request = berth_engine::CommitRequest {
+        reference,
+        author: q.get("author").cloned(),
+        comment: q.get("comment").cloned(),
+        config: config.filter(|c| c != &berth_engine::ContainerConfig::default()),
+        pause: q.get("pause").is_none_or(|p| p != "0" && p != "false"),
+    };
+    match s
+        .engine
+        .handle(Action::ContainerCommit {
+            id: container,
+            request: Box::new(request),
+        })
+        .await?
+    {
+        Outcome::Id(id) => Ok((StatusCode::CREATED, Json(json!({"Id": id}))).into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(default)]
+struct AuthBody {
+    username: String,
+    password: String,
+    serveraddress: String,
+}
+
+async fn auth(State(s): State<Arc<ApiState>>, body: Body) -> ApiResult {
+    let a: AuthBody = read_json(body).await?;
+    let server = if a.serveraddress.is_empty() {
+        "https://index.docker.io/v1/".to_owned()
+    } else {
+        a.serveraddress
+    };
+    match s
+        .engine
+        .handle(Action::Login {
+            server,
+            username: a.username,
+            password: a.password,
+        })
+        .await?
+    {
+        Outcome::Done => {
+            Ok(Json(json!({"Status": "Login Succeeded", "IdentityToken": ""})).into_response())
+        }
         o => Err(unexpected(&o)),
     }
 }

@@ -171,6 +171,56 @@ pub enum Action {
         /// The archive.
         archive: std::fs::File,
     },
+    /// `docker commit`.
+    ContainerCommit {
+        /// The container.
+        id: String,
+        /// Name, author, comment, config.
+        request: Box<crate::container::CommitRequest>,
+    },
+    /// `docker export`.
+    ContainerExport {
+        /// The container.
+        id: String,
+    },
+    /// `docker diff`.
+    ContainerChanges {
+        /// The container.
+        id: String,
+    },
+    /// `docker pull`.
+    ImagePull {
+        /// The reference.
+        reference: String,
+    },
+    /// `docker push`.
+    ImagePush {
+        /// The reference.
+        reference: String,
+    },
+    /// `docker save` (into a temporary file).
+    ImageSave {
+        /// References or IDs.
+        names: Vec<String>,
+    },
+    /// `docker import` of a root filesystem tar spooled to a file.
+    ImageImport {
+        /// The tar.
+        archive: std::fs::File,
+        /// `repo[:tag]`.
+        reference: Option<String>,
+        /// History comment.
+        message: Option<String>,
+    },
+    /// `docker login`.
+    Login {
+        /// Registry.
+        server: String,
+        /// User.
+        username: String,
+        /// Password.
+        password: String,
+    },
     /// `docker container prune`.
     ContainerPrune {
         /// `label` filters (`k`, `k=v`, `!k=v`).
@@ -266,6 +316,12 @@ pub enum Outcome {
     Id(String),
     /// Host PIDs.
     Pids(Vec<i32>),
+    /// A file (an archive) to send.
+    File(std::fs::File),
+    /// Filesystem changes.
+    Changes(Vec<crate::container::Change>),
+    /// A transfer's progress stream.
+    Transfer(tokio::sync::mpsc::UnboundedReceiver<crate::registry::TransferMessage>),
     /// A path's stat, and its tar when asked for.
     Archive(Box<crate::container::PathStat>, Option<std::fs::File>),
     /// Resource usage (`None`: not running).
@@ -317,6 +373,9 @@ fn outcome_name(o: &Outcome) -> &'static str {
         Outcome::Images(_) => "Images",
         Outcome::Id(_) => "Id",
         Outcome::Pids(_) => "Pids",
+        Outcome::File(_) => "File",
+        Outcome::Changes(_) => "Changes",
+        Outcome::Transfer(_) => "Transfer",
         Outcome::Archive(..) => "Archive",
         Outcome::Stats(..) => "Stats",
         Outcome::Pruned(..) => "Pruned",
@@ -414,6 +473,27 @@ impl Engine {
             Action::ArchivePut { id, path, archive } => {
                 self.archive_put(&id, &path, std::io::BufReader::new(archive))
                     .await?;
+                Outcome::Done
+            }
+            Action::ContainerCommit { id, request } => {
+                Outcome::Id(self.commit_container(&id, *request).await?)
+            }
+            Action::ContainerExport { id } => Outcome::File(self.export_container(&id).await?),
+            Action::ContainerChanges { id } => Outcome::Changes(self.container_changes(&id).await?),
+            Action::ImagePull { reference } => Outcome::Transfer(self.pull(&reference)?),
+            Action::ImagePush { reference } => Outcome::Transfer(self.push(&reference)?),
+            Action::ImageSave { names } => Outcome::File(self.save_images(names).await?),
+            Action::ImageImport {
+                archive,
+                reference,
+                message,
+            } => Outcome::Id(self.import_image(archive, reference, message).await?),
+            Action::Login {
+                server,
+                username,
+                password,
+            } => {
+                self.login(&server, username, password).await?;
                 Outcome::Done
             }
             Action::ContainerTop { id } => Outcome::Pids(self.container_pids(&id).await?),

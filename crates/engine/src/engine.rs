@@ -132,6 +132,7 @@ pub(crate) struct Inner {
     pub events: broadcast::Sender<Event>,
     pub runtime_root: PathBuf,
     pub execs: crate::exec::ExecTable,
+    pub credentials: Arc<crate::registry::ClientCredentials>,
 }
 
 /// The engine. Cheap to clone (shared state).
@@ -149,10 +150,14 @@ impl Engine {
             std::fs::create_dir_all(d).map_err(|e| EngineError::io("create", d, e))?;
         }
         let images_root = config.root.join("images");
-        let images = tokio::task::spawn_blocking(move || {
-            ImageService::open(&images_root, ServiceConfig::default())
-        })
-        .await??;
+        let credentials = Arc::new(crate::registry::ClientCredentials::default());
+        let service_config = ServiceConfig {
+            credentials: Some(credentials.clone()),
+            ..ServiceConfig::default()
+        };
+        let images =
+            tokio::task::spawn_blocking(move || ImageService::open(&images_root, service_config))
+                .await??;
         let store = Store::open(&config.root)?;
         let runtime_root = config.exec_root.join("runtime");
         std::fs::create_dir_all(&runtime_root)
@@ -166,6 +171,7 @@ impl Engine {
                 events: broadcast::channel(1024).0,
                 runtime_root,
                 execs: crate::exec::ExecTable::default(),
+                credentials,
             }),
         };
         engine.recover().await?;

@@ -11,6 +11,8 @@ pub enum EngineError {
     NoSuchContainer(String),
     /// No such image: {0}
     NoSuchImage(String),
+    /// {0}
+    Unauthorized(String),
     /// Could not find the file {0} in container
     PathNotFound(String),
     /// {0}
@@ -127,7 +129,9 @@ impl HasKind for EngineError {
             | EngineError::NoSuchExec(_)
             | EngineError::NoSuchVolume(_)
             | EngineError::PathNotFound(_) => ErrorKind::NotFound,
-            EngineError::PermissionDenied(_) => ErrorKind::PermissionDenied,
+            EngineError::PermissionDenied(_) | EngineError::Unauthorized(_) => {
+                ErrorKind::PermissionDenied
+            }
             EngineError::VolumeInUse(..) => ErrorKind::Conflict,
             EngineError::ExecStarted(_) => ErrorKind::Conflict,
             EngineError::NameInUse { .. } => ErrorKind::Conflict,

@@ -102,3 +102,63 @@ impl Engine {
         Ok(out)
     }
 }
+
+impl Engine {
+    /// Writes a docker-archive of `names` into a temporary file (`docker save`).
+    pub async fn save_images(&self, names: Vec<String>) -> Result<std::fs::File> {
+        use std::io::Seek;
+        let tmp = self.inner.config.root.join("tmp");
+        let f = tempfile::tempfile_in(&tmp)
+            .map_err(|e| EngineError::io("create a spool file", &tmp, e))?;
+        let w = f.try_clone().map_err(|e| EngineError::io("dup", &tmp, e))?;
+        for n in &names {
+            self.inspect_image(n).await?;
+        }
+        self.inner
+            .images
+            .save(
+                &names,
+                berth_images::service::SaveTarget::DockerArchive(Box::new(
+                    std::io::BufWriter::new(w),
+                )),
+                berth_images::archive::SaveOptions::default(),
+                Arc::new(NoProgress),
+            )
+            .await?;
+        let mut f = f;
+        f.rewind().map_err(|e| EngineError::io("rewind", &tmp, e))?;
+        Ok(f)
+    }
+
+    /// Makes an image of a root filesystem tar (`docker import`); returns its ID.
+    pub async fn import_image(
+        &self,
+        archive: std::fs::File,
+        reference: Option<String>,
+        message: Option<String>,
+    ) -> Result<String> {
+        let name = match reference.filter(|r| !r.is_empty()) {
+            Some(r) => Some(Reference::parse_normalized(&r).map_err(|e| {
+                EngineError::InvalidArgument(format!("invalid reference format: {r}: {e}"))
+            })?),
+            None => None,
+        };
+        let options = berth_images::archive::ImportOptions {
+            name,
+            message,
+            ..berth_images::archive::ImportOptions::default()
+        };
+        let img = self
+            .inner
+            .images
+            .import(
+                Box::new(std::io::BufReader::new(archive)),
+                options,
+                Arc::new(NoProgress),
+            )
+            .await?;
+        let id = img.id.to_string();
+        self.emit(Event::new("image", "import", &id, vec![]));
+        Ok(id)
+    }
+}

@@ -38,6 +38,7 @@ mod model;
 mod monitor;
 mod mounts;
 mod names;
+mod registry;
 mod spec;
 mod store;
 mod time;
@@ -46,8 +47,8 @@ mod volume;
 pub use action::{Action, Outcome};
 pub use berth_runtime::Stats;
 pub use container::{
-    AttachOptions, AttachStream, CreateContainer, Created, LogEntry, LogsOptions, PathStat,
-    WaitCondition,
+    AttachOptions, AttachStream, Change, CommitRequest, CreateContainer, Created, LogEntry,
+    LogsOptions, PathStat, WaitCondition,
 };
 pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, Result};
@@ -57,6 +58,7 @@ pub use model::{
     ContainerConfig, ContainerRecord, HostConfig, LogConfig, MountSpec, RestartPolicy, State,
     Status, Ulimit,
 };
+pub use registry::TransferMessage;
 pub use spec::ALLOW_SENSITIVE_LABEL;
 /// One block I/O counter of [`Stats`].
 pub type BlkioEntry = berth_cgroups::BlkioEntry;

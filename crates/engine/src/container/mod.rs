@@ -7,6 +7,7 @@ mod logs;
 mod query;
 mod remove;
 mod restart;
+mod snapshot_ops;
 mod start;
 mod stop;
 mod wait;
@@ -16,6 +17,7 @@ pub use attach::{AttachOptions, AttachStream};
 pub use create::{CreateContainer, Created};
 pub use logs::{LogEntry, LogsOptions};
 pub(crate) use restart::{maybe_restart, restart_on_daemon_start};
+pub use snapshot_ops::{Change, CommitRequest};
 pub use wait::WaitCondition;
 
 use crate::engine::Engine;
