@@ -353,10 +353,12 @@ async fn events(State(s): State<Arc<ApiState>>, Query(q): Q) -> ApiResult {
             .unwrap_or("");
         want("type", &e.kind)
             && want("event", &e.action)
-            && (filters.get("container").is_none_or(|set| {
-                set.iter()
-                    .any(|x| x == &e.id || x == name || e.id.starts_with(x.as_str()))
-            }) || e.kind != "container")
+            && filters.get("container").is_none_or(|set| {
+                e.kind == "container"
+                    && set
+                        .iter()
+                        .any(|x| x == &e.id || x == name || e.id.starts_with(x.as_str()))
+            })
     };
     let rx = s.engine.subscribe();
     let past: Vec<berth_engine::Event> = if since.is_some() {

@@ -146,7 +146,10 @@ impl Engine {
     /// The session `id`, its exit code read from its monitor's record if it ended.
     pub fn exec_inspect(&self, id: &str) -> Result<ExecSession> {
         let mut s = self.inner.execs.get(id).ok_or_else(|| no_such_exec(id))?;
-        if s.running {
+        // Started and no exit seen yet: the monitor's record may already have it (a
+        // client inspects as soon as the stream ends, maybe before the start reply
+        // was processed here).
+        if s.started && s.exit_code.is_none() {
             if let Some(exit) = crate::monitor::exit_record(&s.dir) {
                 s.running = false;
                 s.exit_code = Some(exit.code);
@@ -233,11 +236,7 @@ impl Engine {
             }
             berth_monitor::Reply::Error { kind, message } => {
                 self.inner.execs.update(&s.id, |x| {
-                    x.exit_code = Some(if message.contains("not found") {
-                        127
-                    } else {
-                        126
-                    });
+                    x.exit_code = Some(berth_monitor::start_failure_code(&message));
                 });
                 return Err(EngineError::Runtime {
                     kind: berth_errdefs::ErrorKind::from_name(&kind)

@@ -153,6 +153,9 @@ pub(crate) struct Monitor {
     log: Log,
     clients: Vec<Client>,
     started_at: Option<String>,
+    /// An exec process that could not be started: the exit code to record before the
+    /// monitor ends (nothing else will ever happen here).
+    abandoned: Option<i32>,
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), SetupError> {
@@ -249,6 +252,7 @@ impl Monitor {
             log,
             clients: Vec::new(),
             started_at: None,
+            abandoned: None,
         };
         if m.config.exec.is_none() {
             m.launch()?;
@@ -438,6 +442,10 @@ impl Monitor {
                 self.finish(&mut buf);
                 return;
             }
+            if let Some(code) = self.abandoned {
+                self.abandon(code);
+                return;
+            }
         }
     }
 
@@ -546,12 +554,7 @@ impl Monitor {
             CloseStdin,
             Stdin(Vec<u8>),
         }
-        let outputs_done = self.out.is_none() && self.err.is_none();
-        let (tty, stdin_once, closed_once) = (
-            self.config.tty,
-            self.config.stdin_once,
-            self.stdin_closed_once,
-        );
+        let (stdin_once, closed_once) = (self.config.stdin_once, self.stdin_closed_once);
         let Some(c) = self.clients.get_mut(i) else {
             return;
         };
@@ -595,9 +598,6 @@ impl Monitor {
                 if n == 0 {
                     *read_closed = true;
                     let close = *stdin && stdin_once && !closed_once;
-                    if !tty && outputs_done {
-                        c.dead = true;
-                    }
                     if close {
                         Then::CloseStdin
                     } else {
@@ -658,7 +658,18 @@ impl Monitor {
                         self.started_at = Some(berth_runtime::timestamp());
                         Some(Reply::Ok { pid: self.pid })
                     }
-                    Err(reply) => Some(reply),
+                    Err(reply) => {
+                        if self.config.exec.is_some() {
+                            let code = match &reply {
+                                Reply::Error { message, .. } => {
+                                    berth_monitor::start_failure_code(message)
+                                }
+                                _ => 126,
+                            };
+                            self.abandoned = Some(code);
+                        }
+                        Some(reply)
+                    }
                 }
             }
             Request::Attach {
@@ -746,6 +757,37 @@ impl Monitor {
             c.queue_reply(&reply);
             c.state = ClientState::Closing;
             c.flush();
+        }
+    }
+
+    /// An exec process that never started: record its exit code, answer, and end.
+    fn abandon(mut self, code: i32) {
+        let exit = ExitStatus {
+            code,
+            oom_killed: false,
+            finished_at: berth_runtime::timestamp(),
+            started_at: None,
+        };
+        if let Ok(data) = serde_json::to_vec(&exit) {
+            let _ = write_atomic(&self.dir.join(EXIT_FILE), &data);
+        }
+        let _ = std::fs::remove_file(self.dir.join(SOCKET_FILE));
+        let reply = Reply::Exited(exit);
+        for c in &mut self.clients {
+            let _ = rustix::io::ioctl_fionbio(&c.fd, false);
+            if matches!(c.state, ClientState::Waiting) {
+                c.queue_reply(&reply);
+            }
+            while !c.out.is_empty() && !c.dead {
+                let (a, _) = c.out.as_slices();
+                match rustix::io::write(&c.fd, a) {
+                    Ok(n) if n > 0 => {
+                        c.out.drain(..n);
+                    }
+                    Err(Errno::INTR) => {}
+                    _ => c.dead = true,
+                }
+            }
         }
     }
 

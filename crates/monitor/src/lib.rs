@@ -189,6 +189,21 @@ pub struct ExitStatus {
     pub started_at: Option<String>,
 }
 
+/// Docker's exit code for a process that could not be started, from the failure's
+/// message (the words Docker clients look for): 127 when the program does not exist,
+/// 126 when it cannot be executed, 128 otherwise.
+pub fn start_failure_code(message: &str) -> i32 {
+    if message.contains("executable file not found")
+        || message.contains("no such file or directory")
+    {
+        127
+    } else if message.contains("permission denied") {
+        126
+    } else {
+        128
+    }
+}
+
 /// The path of `file` in monitor directory `dir`.
 pub fn path(dir: &Path, file: &str) -> PathBuf {
     dir.join(file)
@@ -218,5 +233,14 @@ mod tests {
         let s = serde_json::to_string(&Reply::Ok { pid: 7 }).unwrap();
         assert_eq!(s, r#"{"reply":"ok","pid":7}"#);
         assert_eq!(frame_header(stream::STDERR, 258), [2, 0, 0, 0, 0, 0, 1, 2]);
+        assert_eq!(
+            start_failure_code("exec: \"x\": executable file not found in $PATH"),
+            127
+        );
+        assert_eq!(
+            start_failure_code("exec: \"/x\": stat /x: no such file or directory"),
+            127
+        );
+        assert_eq!(start_failure_code("exec: \"/etc\": permission denied"), 126);
     }
 }

@@ -205,7 +205,13 @@ impl Engine {
         let stat = root.stat(path)?;
         let fd = root.resolve(path, OFlags::PATH)?;
         let st = rustix::fs::fstat(&fd).map_err(|e| EngineError::io("stat", path, e.into()))?;
-        let src = fd_path(&fd);
+        // The kernel's name of what was resolved (no symlinks left in it); nothing in
+        // the container can change the tree meanwhile (frozen or stopped).
+        let src =
+            std::fs::read_link(fd_path(&fd)).map_err(|e| EngineError::io("resolve", path, e))?;
+        if !src.starts_with(&root.dir) {
+            return Err(not_found(path));
+        }
         let name = if stat.name == "/" {
             ".".to_owned()
         } else {

@@ -83,20 +83,6 @@ fn write_etc(dir: &Path, rec: &ContainerRecord) -> Result<EtcFiles> {
     Ok(files)
 }
 
-/// Docker's exit code for a start failure: 127 not found, 126 cannot execute.
-fn start_failure_code(message: &str) -> i32 {
-    if message.contains("executable file not found")
-        || message.contains("no such file or directory")
-        || message.contains("no such executable")
-    {
-        127
-    } else if message.contains("permission denied") {
-        126
-    } else {
-        128
-    }
-}
-
 impl Engine {
     /// Starts container `key` (`docker start`).
     pub async fn start_container(&self, key: &str) -> Result<()> {
@@ -139,7 +125,7 @@ impl Engine {
             .await;
             let _ = h.update(&self.inner.store, |r| {
                 r.state.error = msg.clone();
-                r.state.exit_code = start_failure_code(&msg);
+                r.state.exit_code = berth_monitor::start_failure_code(&msg);
                 r.state.pid = 0;
             });
             // Attaches waiting for this start get the error too.
@@ -256,15 +242,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sizes_and_codes() {
+    fn sizes() {
         assert_eq!(parse_size("10m"), Some(10 * 1024 * 1024));
         assert_eq!(parse_size("1g"), Some(1 << 30));
         assert_eq!(parse_size("512"), Some(512));
         assert_eq!(parse_size("x"), None);
-        assert_eq!(
-            start_failure_code("exec: \"x\": executable file not found in $PATH"),
-            127
-        );
-        assert_eq!(start_failure_code("open /x: permission denied"), 126);
     }
 }

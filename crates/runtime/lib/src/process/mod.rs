@@ -347,13 +347,15 @@ pub(crate) fn resolve_executable(name: &str, path: &str) -> Result<PathBuf> {
     };
     if name.contains('/') {
         let p = PathBuf::from(name);
-        return if is_exec(&p) {
-            Ok(p)
-        } else {
-            Err(Error::InvalidConfig(format!(
-                "exec: {name:?}: no such executable file (or permission denied)"
-            )))
-        };
+        if is_exec(&p) {
+            return Ok(p);
+        }
+        // The words Docker clients look for: "no such file or directory" (exit 127),
+        // "permission denied" (exit 126).
+        return Err(match rustix::fs::stat(&p) {
+            Err(e) => Error::InvalidConfig(format!("exec: {name:?}: stat {name}: {}", io_text(e))),
+            Ok(_) => Error::InvalidConfig(format!("exec: {name:?}: permission denied")),
+        });
     }
     for dir in path.split(':') {
         let dir = if dir.is_empty() { "." } else { dir };
@@ -363,6 +365,17 @@ pub(crate) fn resolve_executable(name: &str, path: &str) -> Result<PathBuf> {
         }
     }
     Err(not_found())
+}
+
+/// An errno as the C library words it, lower-case ("no such file or directory").
+fn io_text(e: rustix::io::Errno) -> String {
+    let s = std::io::Error::from(e).to_string();
+    let s = s.split(" (os error").next().unwrap_or(&s).to_owned();
+    let mut c = s.chars();
+    match c.next() {
+        Some(f) => f.to_lowercase().chain(c).collect(),
+        None => s,
+    }
 }
 
 /// Step 3: never returns on success.
