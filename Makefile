@@ -6,6 +6,11 @@
 #                      (podman, dockerd, containerd) + conformance suite
 #   make demo          build, fixtures, run a first container with berth-runtime
 #   make conformance   runtime conformance suite against berth-runtime, runc and crun
+#   make compat-berthd berthd driven by real Docker clients: the docker CLI 28
+#                      (scripts/berthd-compat.sh) and the Python docker SDK +
+#                      Testcontainers (tests/compat/run-python.sh)
+#   make daemon        start berthd (release build) on /run/berth/berth.sock in the background
+#   make bench-daemon  bench/daemon-run.sh (berthd vs dockerd vs podman)
 #   make fixtures      build the offline test images (tests/fixtures/build-images.sh)
 #   make bench         bench/runtime-run.sh (berth-runtime vs crun vs runc)
 #   make bench-pull    bench/image-pull.sh (image pull: berth-images vs podman vs dockerd)
@@ -36,7 +41,7 @@ TEST_THREADS ?=
 NEXTEST := $(shell $(CARGO) nextest --version >/dev/null 2>&1 && echo yes)
 
 
-.PHONY: fuzz vm-smoke vm-tmp-checkout vm-matrix vm-ci vm-v2 bench-pull all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
+.PHONY: compat-berthd daemon bench-daemon fuzz vm-smoke vm-tmp-checkout vm-matrix vm-ci vm-v2 bench-pull all build runtime test fmt-check clippy unit compat conformance demo fixtures fixtures-debian peers bench clean-peers
 
 all: build
 
@@ -49,7 +54,7 @@ runtime:
 
 # Tests run in the dev/test profile (fast to compile, debug assertions on); the
 # release binary is built separately for compat checks, conformance and the demo.
-test: fmt-check clippy build unit compat conformance vm-ci
+test: fmt-check clippy build unit compat compat-berthd conformance vm-ci
 
 fmt-check:
 	$(CARGO) fmt --all -- --check
@@ -68,14 +73,25 @@ endif
 compat: build fixtures
 	scripts/compat-test.sh $(BERTH_RUNTIME)
 
+# berthd under real Docker clients (they fail, not skip, when their client is missing).
+compat-berthd: build fixtures
+	BERTH_REQUIRE=docker-cli scripts/berthd-compat.sh $(abspath $(TARGET_DIR))/release
+	BERTH_REQUIRE=python-sdk tests/compat/run-python.sh $(abspath $(TARGET_DIR))/release
+
 # The conformance suite (crates/conformance) against berth-runtime, and against runc and
 # crun to prove the checks themselves; prints one TAP-like line per case and a summary.
 conformance: build fixtures
 	$(CARGO) test $(CARGO_FLAGS) -p berth-conformance --test runtimes -- --nocapture --test-threads 1
 
-demo: runtime fixtures
-	@echo "+ $(BERTH_RUNTIME) run --bundle $(BERTH_FIXTURES)/busybox/bundle berth-demo-<pid>"
-	$(BERTH_RUNTIME) run --bundle $(BERTH_FIXTURES)/busybox/bundle berth-demo-$$$$
+# berthd in the background on its default socket (the README's demo).
+daemon: build
+	scripts/berthd-start.sh $(abspath $(TARGET_DIR))/release
+
+bench-daemon: build fixtures
+	bench/daemon-run.sh $(abspath $(TARGET_DIR))/release
+
+demo: build fixtures
+	scripts/berthd-demo.sh $(abspath $(TARGET_DIR))/release
 
 fixtures:
 	tests/fixtures/build-images.sh

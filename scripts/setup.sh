@@ -3,8 +3,8 @@
 #
 # Usage (as root): scripts/setup.sh demo|test|deps
 #
-#   demo   install what building needs, build berth-runtime, build the busybox test
-#          image, and run a first container with it
+#   demo   install what building needs, build everything, build the busybox test
+#          image, start berthd and run a first container through its API
 #   test   install everything the whole test suite needs (peer engines included), then
 #          run it: `make test` (fmt, clippy, unit and integration tests, real-client
 #          checks with podman/dockerd/containerd, conformance suite)
@@ -37,6 +37,8 @@ TEST_PACKAGES=(
     runc crun podman conmon catatonit slirp4netns fuse-overlayfs uidmap
     containerd docker.io docker-registry containernetworking-plugins
     debootstrap hyperfine iproute2 nftables
+    # berthd's client suites: a venv for the Python docker SDK and Testcontainers
+    python3-venv
     golang-go golang-github-opencontainers-runtime-tools-dev
     # the kernel matrix (tests/vm): qemu guests with Debian's kernel, AppArmor's
     # parser for Berth's profile, the reference SELinux policy and its tools

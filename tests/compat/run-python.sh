@@ -8,8 +8,6 @@
 # Environment:
 #   VENV            virtualenv for the Python deps (default /var/cache/berth-venv; created if missing)
 #   BERTH_FIXTURES  fixture cache (default /var/cache/berth-fixtures)
-#   BERTH_SWAGGER   cached moby swagger for API 1.51, read-only, outside the repo
-#                   (default /var/cache/berth-swagger/v1.51.yaml; the schema tests skip without it)
 #   BERTH_REQUIRE   if it contains "python-sdk", a venv that cannot be made is a failure, not a skip
 #   PYTEST_ARGS     extra pytest arguments (also accepted after "--")
 #
@@ -41,15 +39,15 @@ skip_or_fail() {
 # --- venv -------------------------------------------------------------------------------------
 ensure_venv() {
     if [[ -x "$VENV/bin/python" ]] &&
-        "$VENV/bin/python" -c 'import docker, testcontainers, pytest, jsonschema, yaml' 2>/dev/null; then
+        "$VENV/bin/python" -c 'import docker, testcontainers, pytest' 2>/dev/null; then
         return 0
     fi
     log "creating venv $VENV"
     mkdir -p "$(dirname "$VENV")" || return 1
     [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV" || return 1
     "$VENV/bin/pip" install -q --disable-pip-version-check \
-        docker testcontainers pytest jsonschema pyyaml || return 1
-    "$VENV/bin/python" -c 'import docker, testcontainers, pytest, jsonschema, yaml'
+        docker testcontainers pytest || return 1
+    "$VENV/bin/python" -c 'import docker, testcontainers, pytest'
 }
 ensure_venv || skip_or_fail "cannot create the Python venv at $VENV"
 PY="$VENV/bin/python"
@@ -139,7 +137,6 @@ EOF
 export TESTCONTAINERS_RYUK_DISABLED=true
 export BERTH_COMPAT_LABEL="$LABEL"
 export BERTH_COMPAT_TMP="$T"
-export BERTH_SWAGGER="${BERTH_SWAGGER:-/var/cache/berth-swagger/v1.51.yaml}"
 cd "$HERE"
 # shellcheck disable=SC2086
 "$PY" -m pytest -p no:cacheprovider -rA ${PYTEST_ARGS:-} "${EXTRA_ARGS[@]}" "$HERE/test_docker_py.py"

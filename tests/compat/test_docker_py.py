@@ -25,7 +25,6 @@ API_VERSION = "1.51"
 IMAGE = "busybox"
 LABEL_KEY, _, LABEL_VAL = os.environ.get("BERTH_COMPAT_LABEL", "berth.compat=python").partition("=")
 LABELS = {LABEL_KEY: LABEL_VAL}
-SWAGGER = os.environ.get("BERTH_SWAGGER", "/var/cache/berth-swagger/v1.51.yaml")
 TIMEOUT = float(os.environ.get("BERTH_COMPAT_TIMEOUT", "60"))
 
 # A long-running command that logs one numbered line every 0.2 s.
@@ -601,61 +600,305 @@ def test_testcontainers_copy(tc_container, tmp_path):
 
 
 # ----------------------------------------------------------------------------------------------
-# schema: responses against moby's swagger for API 1.51 (cached outside the repo)
+# response shapes for Engine API 1.51
+#
+# Field names and JSON types follow the definitions in moby's swagger for API 1.51, written out
+# here as compact tables so the check lives in this file (no swagger download, no skip).
+#
+# Notation. A table is a dict {field: type}. Types: "str", "int", "num", "bool", "any",
+# "obj" (any JSON object; used for swarm-only subtrees); [T] = array of T; {"*": T} = map
+# (free keys) of T; a nested dict = object with its own table.
+#   "!Name"  the field must be present: swagger's `required` plus the fields clients rely on.
+#   "Name?"  the value may be null even though it is required or a scalar (swagger x-nullable,
+#            or where dockerd itself sends null, e.g. a nil Go map).
+# An optional (non-"!") array, map or object may be null: dockerd encodes nil slices, maps
+# and pointers as null. Fields not in a table are not checked (dockerd adds some too).
+
+_OCI_PLATFORM = {"architecture": "str", "os": "str", "os.version": "str",
+                 "os.features": ["str"], "variant": "str"}
+_OCI_DESCRIPTOR = {"mediaType": "str", "digest": "str", "size": "int", "urls?": ["str"],
+                   "annotations?": {"*": "str"}, "data?": "str", "platform?": _OCI_PLATFORM,
+                   "artifactType?": "str"}
+_IMAGE_MANIFEST_SUMMARY = {
+    "!ID": "str", "!Descriptor": _OCI_DESCRIPTOR, "!Available": "bool",
+    "!Size": {"!Total": "int", "!Content": "int"}, "!Kind": "str",
+    "ImageData?": {"!Platform?": _OCI_PLATFORM, "!Containers": ["str"], "!Size": {"!Unpacked": "int"}},
+    "AttestationData?": {"!For": "str"},
+}
+_PORT_BINDINGS = {"*": [{"HostIp": "str", "HostPort": "str"}]}
+_ENDPOINT = {
+    "IPAMConfig?": {"IPv4Address": "str", "IPv6Address": "str", "LinkLocalIPs": ["str"]},
+    "Links": ["str"], "MacAddress": "str", "Aliases": ["str"], "DriverOpts?": {"*": "str"},
+    "GwPriority": "int", "NetworkID": "str", "EndpointID": "str", "Gateway": "str",
+    "IPAddress": "str", "IPPrefixLen": "int", "IPv6Gateway": "str", "GlobalIPv6Address": "str",
+    "GlobalIPv6PrefixLen": "int", "DNSNames": ["str"],
+}
+_MOUNT_POINT = {"Type": "str", "Name": "str", "Source": "str", "Destination": "str",
+                "Driver": "str", "Mode": "str", "RW": "bool", "Propagation": "str"}
+_HEALTH_CONFIG = {"Test": ["str"], "Interval": "int", "Timeout": "int", "Retries": "int",
+                  "StartPeriod": "int", "StartInterval": "int"}
+_CONTAINER_STATE = {
+    "!Status": "str", "!Running": "bool", "!Paused": "bool", "!Restarting": "bool",
+    "!OOMKilled": "bool", "!Dead": "bool", "!Pid": "int", "!ExitCode": "int", "!Error": "str",
+    "!StartedAt": "str", "!FinishedAt": "str",
+    "Health?": {"Status": "str", "FailingStreak": "int",
+                "Log": [{"Start": "str", "End": "str", "ExitCode": "int", "Output": "str"}]},
+}
+_CONTAINER_CONFIG = {
+    "!Hostname": "str", "Domainname": "str", "User": "str", "AttachStdin": "bool",
+    "AttachStdout": "bool", "AttachStderr": "bool", "ExposedPorts?": {"*": "obj"}, "!Tty": "bool",
+    "!OpenStdin": "bool", "StdinOnce": "bool", "!Env": ["str"], "!Cmd": ["str"],
+    "Healthcheck": _HEALTH_CONFIG, "ArgsEscaped?": "bool", "!Image": "str",
+    "Volumes": {"*": "obj"}, "WorkingDir": "str", "Entrypoint": ["str"], "NetworkDisabled?": "bool",
+    "MacAddress?": "str", "OnBuild?": ["str"], "!Labels": {"*": "str"}, "StopSignal?": "str",
+    "StopTimeout?": "int", "Shell?": ["str"],
+}
+_RATE_DEVICE = {"Path": "str", "Rate": "int"}
+_HOST_CONFIG = {
+    # Resources
+    "CpuShares": "int", "Memory": "int", "CgroupParent": "str", "BlkioWeight": "int",
+    "BlkioWeightDevice": [{"Path": "str", "Weight": "int"}], "BlkioDeviceReadBps": [_RATE_DEVICE],
+    "BlkioDeviceWriteBps": [_RATE_DEVICE], "BlkioDeviceReadIOps": [_RATE_DEVICE],
+    "BlkioDeviceWriteIOps": [_RATE_DEVICE], "CpuPeriod": "int", "CpuQuota": "int",
+    "CpuRealtimePeriod": "int", "CpuRealtimeRuntime": "int", "CpusetCpus": "str", "CpusetMems": "str",
+    "Devices": [{"PathOnHost": "str", "PathInContainer": "str", "CgroupPermissions": "str"}],
+    "DeviceCgroupRules": ["str"],
+    "DeviceRequests": [{"Driver": "str", "Count": "int", "DeviceIDs": ["str"],
+                        "Capabilities": [["str"]], "Options": {"*": "str"}}],
+    "KernelMemoryTCP": "int", "MemoryReservation": "int", "MemorySwap": "int",
+    "MemorySwappiness": "int", "NanoCpus": "int", "OomKillDisable": "bool", "Init?": "bool",
+    "PidsLimit?": "int", "Ulimits": [{"Name": "str", "Soft": "int", "Hard": "int"}],
+    "CpuCount": "int", "CpuPercent": "int", "IOMaximumIOps": "int", "IOMaximumBandwidth": "int",
+    # HostConfig proper
+    "Binds": ["str"], "ContainerIDFile": "str",
+    "LogConfig": {"Type": "str", "Config": {"*": "str"}}, "!NetworkMode": "str",
+    "PortBindings": _PORT_BINDINGS, "RestartPolicy": {"Name": "str", "MaximumRetryCount": "int"},
+    "AutoRemove": "bool", "VolumeDriver": "str", "VolumesFrom": ["str"],
+    "Mounts": [{"Target": "str", "Source": "str", "Type": "str", "ReadOnly": "bool",
+                "Consistency": "str", "BindOptions": "obj", "VolumeOptions": "obj",
+                "ImageOptions": "obj", "TmpfsOptions": "obj"}],
+    "ConsoleSize?": ["int"], "Annotations": {"*": "str"}, "CapAdd": ["str"], "CapDrop": ["str"],
+    "CgroupnsMode": "str", "Dns": ["str"], "DnsOptions": ["str"], "DnsSearch": ["str"],
+    "ExtraHosts": ["str"], "GroupAdd": ["str"], "IpcMode": "str", "Cgroup": "str",
+    "Links": ["str"], "OomScoreAdj": "int", "PidMode": "str", "Privileged": "bool",
+    "PublishAllPorts": "bool", "ReadonlyRootfs": "bool", "SecurityOpt": ["str"],
+    "StorageOpt": {"*": "str"}, "Tmpfs": {"*": "str"}, "UTSMode": "str", "UsernsMode": "str",
+    "ShmSize": "int", "Sysctls?": {"*": "str"}, "Runtime?": "str", "Isolation": "str",
+    "MaskedPaths": ["str"], "ReadonlyPaths": ["str"],
+}
+_NETWORK_SETTINGS = {
+    "Bridge": "str", "SandboxID": "str", "HairpinMode": "bool", "LinkLocalIPv6Address": "str",
+    "LinkLocalIPv6PrefixLen": "int", "Ports": _PORT_BINDINGS, "SandboxKey": "str",
+    "SecondaryIPAddresses?": [{"Addr": "str", "PrefixLen": "int"}],
+    "SecondaryIPv6Addresses?": [{"Addr": "str", "PrefixLen": "int"}],
+    "EndpointID": "str", "Gateway": "str", "GlobalIPv6Address": "str", "GlobalIPv6PrefixLen": "int",
+    "IPAddress": "str", "IPPrefixLen": "int", "IPv6Gateway": "str", "MacAddress": "str",
+    "Networks": {"*": _ENDPOINT},
+}
+
+SHAPE_VERSION = {
+    "Platform": {"!Name": "str"},
+    "Components": [{"!Name": "str", "!Version": "str", "Details?": {"*": "any"}}],
+    "!Version": "str", "!ApiVersion": "str", "!MinAPIVersion": "str", "GitCommit": "str",
+    "GoVersion": "str", "!Os": "str", "!Arch": "str", "KernelVersion": "str",
+    "Experimental": "bool", "BuildTime": "str",
+}
+SHAPE_INFO = {
+    "!ID": "str", "!Containers": "int", "!ContainersRunning": "int", "!ContainersPaused": "int",
+    "!ContainersStopped": "int", "!Images": "int", "!Driver": "str", "DriverStatus": [["str"]],
+    "!DockerRootDir": "str",
+    "Plugins": {"Volume": ["str"], "Network": ["str"], "Authorization": ["str"], "Log": ["str"]},
+    "MemoryLimit": "bool", "SwapLimit": "bool", "KernelMemoryTCP": "bool", "CpuCfsPeriod": "bool",
+    "CpuCfsQuota": "bool", "CPUShares": "bool", "CPUSet": "bool", "PidsLimit": "bool",
+    "OomKillDisable": "bool", "IPv4Forwarding": "bool", "Debug": "bool", "NFd": "int",
+    "NGoroutines": "int", "SystemTime": "str", "LoggingDriver": "str", "CgroupDriver": "str",
+    "CgroupVersion": "str", "NEventsListener": "int", "!KernelVersion": "str",
+    "!OperatingSystem": "str", "OSVersion": "str", "!OSType": "str", "!Architecture": "str",
+    "!NCPU": "int", "!MemTotal": "int", "IndexServerAddress": "str",
+    "RegistryConfig?": {
+        "InsecureRegistryCIDRs": ["str"], "Mirrors": ["str"],
+        "IndexConfigs": {"*": {"Name": "str", "Mirrors": ["str"], "Secure": "bool", "Official": "bool"}},
+    },
+    "GenericResources": [{"NamedResourceSpec": {"Kind": "str", "Value": "str"},
+                          "DiscreteResourceSpec": {"Kind": "str", "Value": "int"}}],
+    "HttpProxy": "str", "HttpsProxy": "str", "NoProxy": "str", "!Name": "str", "Labels": ["str"],
+    "ExperimentalBuild": "bool", "!ServerVersion": "str",
+    "Runtimes": {"*": {"path": "str", "runtimeArgs?": ["str"], "status?": {"*": "str"}}},
+    "DefaultRuntime": "str",
+    "Swarm": {"NodeID": "str", "NodeAddr": "str", "LocalNodeState": "str", "ControlAvailable": "bool",
+              "Error": "str", "RemoteManagers?": [{"NodeID": "str", "Addr": "str"}],
+              "Nodes?": "int", "Managers?": "int", "Cluster?": "obj"},
+    "LiveRestoreEnabled": "bool", "Isolation": "str", "InitBinary": "str",
+    "ContainerdCommit": {"ID": "str"}, "RuncCommit": {"ID": "str"}, "InitCommit": {"ID": "str"},
+    "SecurityOptions": ["str"], "ProductLicense": "str",
+    "DefaultAddressPools": [{"Base": "str", "Size": "int"}],
+    "FirewallBackend?": {"Driver": "str", "Info": [["str"]]},
+    "DiscoveredDevices": [{"Source": "str", "ID": "str"}], "Warnings": ["str"],
+    "CDISpecDirs": ["str"],
+    "Containerd?": {"Address": "str", "Namespaces": {"Containers": "str", "Plugins": "str"}},
+}
+SHAPE_CONTAINER_SUMMARY = {
+    "!Id": "str", "!Names": ["str"], "!Image": "str", "!ImageID": "str",
+    "ImageManifestDescriptor?": _OCI_DESCRIPTOR, "!Command": "str", "!Created": "int",
+    "!Ports": [{"IP": "str", "!PrivatePort": "int", "PublicPort": "int", "!Type": "str"}],
+    "SizeRw?": "int", "SizeRootFs?": "int", "!Labels": {"*": "str"}, "!State": "str",
+    "!Status": "str", "HostConfig": {"NetworkMode": "str", "Annotations?": {"*": "str"}},
+    "NetworkSettings": {"Networks": {"*": _ENDPOINT}}, "!Mounts": [_MOUNT_POINT],
+}
+SHAPE_CONTAINER_INSPECT = {
+    "!Id": "str", "!Created?": "str", "!Path": "str", "!Args": ["str"], "!State": _CONTAINER_STATE,
+    "!Image": "str", "ResolvConfPath": "str", "HostnamePath": "str", "HostsPath": "str",
+    "LogPath?": "str", "!Name": "str", "!RestartCount": "int", "Driver": "str", "Platform": "str",
+    "ImageManifestDescriptor": _OCI_DESCRIPTOR, "MountLabel": "str", "ProcessLabel": "str",
+    "AppArmorProfile": "str", "ExecIDs?": ["str"], "!HostConfig": _HOST_CONFIG,
+    "GraphDriver": {"!Name": "str", "!Data": {"*": "str"}}, "SizeRw?": "int", "SizeRootFs?": "int",
+    "!Mounts": [_MOUNT_POINT], "!Config": _CONTAINER_CONFIG, "!NetworkSettings": _NETWORK_SETTINGS,
+}
+SHAPE_CONTAINER_CREATE = {"!Id": "str", "!Warnings": ["str"]}
+SHAPE_CONTAINER_WAIT = {"!StatusCode": "int", "Error": {"Message": "str"}}
+SHAPE_IMAGE_SUMMARY = {
+    "!Id": "str", "!ParentId": "str", "!RepoTags": ["str"], "!RepoDigests": ["str"],
+    "!Created": "int", "!Size": "int", "!SharedSize": "int",
+    "!Labels?": {"*": "str"},  # dockerd sends null for an image without labels
+    "!Containers": "int", "Manifests": [_IMAGE_MANIFEST_SUMMARY], "Descriptor?": _OCI_DESCRIPTOR,
+}
+SHAPE_IMAGE_INSPECT = {
+    "!Id": "str", "Descriptor?": _OCI_DESCRIPTOR, "Manifests?": [_IMAGE_MANIFEST_SUMMARY],
+    "!RepoTags": ["str"], "!RepoDigests": ["str"], "Parent": "str", "Comment": "str",
+    "!Created?": "str", "DockerVersion": "str", "Author": "str",
+    "!Config": {
+        "User": "str", "ExposedPorts?": {"*": "obj"}, "Env": ["str"], "Cmd": ["str"],
+        "Healthcheck": _HEALTH_CONFIG, "ArgsEscaped?": "bool", "Volumes": {"*": "obj"},
+        "WorkingDir": "str", "Entrypoint": ["str"], "OnBuild?": ["str"], "Labels": {"*": "str"},
+        "StopSignal?": "str", "Shell?": ["str"],
+    },
+    "!Architecture": "str", "Variant?": "str", "!Os": "str", "OsVersion?": "str", "!Size": "int",
+    "GraphDriver": {"!Name": "str", "!Data": {"*": "str"}},
+    "!RootFS": {"!Type": "str", "Layers": ["str"]}, "Metadata": {"LastTagTime?": "str"},
+}
+SHAPE_VOLUME = {
+    "!Name": "str", "!Driver": "str", "!Mountpoint": "str", "CreatedAt": "str",
+    "Status": {"*": "obj"},
+    "!Labels?": {"*": "str"}, "!Scope": "str", "ClusterVolume": "obj",
+    "!Options?": {"*": "str"},  # dockerd sends null when the volume was made without options
+    "UsageData?": {"!Size": "int", "!RefCount": "int"},
+}
+SHAPE_VOLUME_LIST = {"!Volumes": [SHAPE_VOLUME], "Warnings": ["str"]}
+SHAPE_ID_RESPONSE = {"!Id": "str"}
+SHAPE_EXEC_INSPECT = {
+    "CanRemove": "bool", "DetachKeys": "str", "!ID": "str", "!Running": "bool",
+    "!ExitCode?": "int",  # null until the exec process has exited (dockerd: *int)
+    "!ProcessConfig": {"privileged": "bool", "user": "str", "!tty": "bool", "!entrypoint": "str",
+                       "!arguments": ["str"]},
+    "!OpenStdin": "bool", "!OpenStderr": "bool", "!OpenStdout": "bool", "!ContainerID": "str",
+    "!Pid": "int",
+}
+SHAPE_CONTAINER_TOP = {"!Titles": ["str"], "!Processes": [["str"]]}
+_CPU_STATS = {
+    "!cpu_usage": {"!total_usage": "int", "percpu_usage?": ["int"], "usage_in_kernelmode": "int",
+                   "usage_in_usermode": "int"},
+    "system_cpu_usage?": "int", "online_cpus?": "int",
+    "throttling_data?": {"periods": "int", "throttled_periods": "int", "throttled_time": "int"},
+}
+_BLKIO_ENTRY = {"major": "int", "minor": "int", "op": "str", "value": "int"}
+SHAPE_CONTAINER_STATS = {
+    "!name?": "str", "!id?": "str", "!read": "str", "preread": "str",
+    "!pids_stats": {"current?": "int", "limit?": "int"},
+    "blkio_stats?": {k: [_BLKIO_ENTRY] for k in (
+        "io_service_bytes_recursive", "io_serviced_recursive", "io_queue_recursive",
+        "io_service_time_recursive", "io_wait_time_recursive", "io_merged_recursive",
+        "io_time_recursive", "sectors_recursive")},
+    "num_procs": "int",
+    "storage_stats?": {"read_count_normalized?": "int", "read_size_bytes?": "int",
+                       "write_count_normalized?": "int", "write_size_bytes?": "int"},
+    "!cpu_stats": _CPU_STATS, "precpu_stats?": _CPU_STATS,
+    "!memory_stats": {"usage?": "int", "max_usage?": "int", "stats": {"*": "int"}, "failcnt?": "int",
+                      "limit?": "int", "commitbytes?": "int", "commitpeakbytes?": "int",
+                      "privateworkingset?": "int"},
+    "networks?": {"*": {"rx_bytes": "int", "rx_packets": "int", "rx_errors": "int",
+                        "rx_dropped": "int", "tx_bytes": "int", "tx_packets": "int",
+                        "tx_errors": "int", "tx_dropped": "int", "endpoint_id?": "str",
+                        "instance_id?": "str"}},
+}
+SHAPE_SYSTEM_DF = {
+    "!LayersSize": "int", "!Images": [SHAPE_IMAGE_SUMMARY],
+    "!Containers": [SHAPE_CONTAINER_SUMMARY], "!Volumes": [SHAPE_VOLUME],
+    "BuildCache": [{"ID": "str", "Parents?": ["str"], "Type": "str", "Description": "str",
+                    "InUse": "bool", "Shared": "bool", "Size": "int", "CreatedAt": "str",
+                    "LastUsedAt?": "str", "UsageCount": "int"}],
+}
+SHAPE_ERROR = {"!message": "str"}
+SHAPE_EVENT = {
+    "!Type": "str", "!Action": "str", "!Actor": {"!ID": "str", "!Attributes": {"*": "str"}},
+    "scope": "str", "!time": "int", "!timeNano": "int",
+}
+
+_SCALARS = {
+    "str": lambda v: isinstance(v, str),
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "num": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "obj": lambda v: isinstance(v, dict),
+    "any": lambda v: True,
+}
 
 
-def _nullable(node):
-    """Swagger 2.0 -> JSON Schema draft 4: honour x-nullable.
-
-    Also admit null for arrays and for maps (objects with only additionalProperties):
-    dockerd itself encodes Go nil slices/maps as null there (e.g. /info RegistryConfig.Mirrors,
-    EndpointSettings.Aliases), and every client copes. Objects with properties stay strict.
-    """
-    if isinstance(node, dict):
-        out = {k: _nullable(v) for k, v in node.items()}
-        is_map = out.get("type") == "object" and "properties" not in out and "additionalProperties" in out
-        if out.get("type") == "array" or is_map:
-            out["x-nullable"] = True
-        if out.get("x-nullable") is True:
-            if isinstance(out.get("type"), str):
-                out["type"] = [out["type"], "null"]
-            elif "$ref" in out:
-                out = {"anyOf": [{"$ref": out["$ref"]}, {"type": "null"}]}
-        return out
-    if isinstance(node, list):
-        return [_nullable(v) for v in node]
-    return node
+def _type_name(spec):
+    if isinstance(spec, str):
+        return spec
+    if isinstance(spec, list):
+        return "array"
+    return "map" if "*" in spec else "object"
 
 
-@pytest.fixture(scope="module")
-def swagger():
-    if not os.path.isfile(SWAGGER):
-        pytest.skip(f"no cached moby swagger at {SWAGGER} (set BERTH_SWAGGER)")
-    yaml = pytest.importorskip("yaml")
-    with open(SWAGGER) as f:
-        doc = yaml.safe_load(f)
-    assert str(doc["info"]["version"]) == API_VERSION, doc["info"]["version"]
-    return {"definitions": _nullable(doc["definitions"]), "paths": doc["paths"]}
+def shape_errors(spec, value, path="$"):
+    """Every mismatch between a decoded JSON value and a shape table, as 'path: problem'."""
+    if isinstance(spec, str):
+        return [] if _SCALARS[spec](value) else [f"{path}: want {spec}, got {value!r:.80}"]
+    if isinstance(spec, list):
+        if not isinstance(value, list):
+            return [f"{path}: want array, got {value!r:.80}"]
+        return [e for i, v in enumerate(value) for e in shape_errors(spec[0], v, f"{path}[{i}]")]
+    if not isinstance(value, dict):
+        return [f"{path}: want {_type_name(spec)}, got {value!r:.80}"]
+    if "*" in spec:
+        return [e for k, v in value.items() for e in shape_errors(spec["*"], v, f"{path}.{k}")]
+    errs = []
+    for key, sub in spec.items():
+        required, nullable = key.startswith("!"), key.endswith("?")
+        name = key.lstrip("!").rstrip("?")
+        if name not in value:
+            if required:
+                errs.append(f"{path}.{name}: missing (required)")
+            continue
+        v = value[name]
+        if v is None:
+            # A nil Go slice/map/pointer: fine for optional collections and objects.
+            if nullable or (not required and not isinstance(sub, str)):
+                continue
+            errs.append(f"{path}.{name}: want {_type_name(sub)}, got null")
+            continue
+        errs += shape_errors(sub, v, f"{path}.{name}")
+    return errs
 
 
-def _schema_errors(swagger, schema, instance):
-    import jsonschema
-
-    root = {"definitions": swagger["definitions"], "allOf": [schema]}
-    v = jsonschema.Draft4Validator(root)
-    return sorted(
-        f"{'/'.join(map(str, e.absolute_path)) or '<root>'}: {e.message[:200]}"
-        for e in v.iter_errors(instance)
-    )
+def check_shape(what, spec, value):
+    errs = shape_errors(spec, value)
+    assert not errs, f"{what}: {len(errs)} shape violation(s):\n  " + "\n  ".join(errs[:40])
 
 
-def _check(swagger, schema, instance):
-    errs = _schema_errors(swagger, schema, instance)
-    assert not errs, "schema violations:\n  " + "\n  ".join(errs[:40])
-
-
-def _ref(name):
-    return {"$ref": f"#/definitions/{name}"}
+def test_shape_checker_itself():
+    """The checker must catch what it is meant to catch (guards against a vacuous pass)."""
+    spec = {"!a": "int", "b": ["str"], "c": {"!d": "bool"}, "!e?": "str", "m": {"*": "int"}}
+    assert shape_errors(spec, {"a": 1, "e": None}) == []
+    assert shape_errors(spec, {"a": 1, "e": "x", "b": None, "c": None, "m": None, "zz": 0}) == []
+    assert shape_errors(spec, {"e": "x"}) == ["$.a: missing (required)"]
+    assert shape_errors(spec, {"a": True, "e": "x"}) == ["$.a: want int, got True"]
+    assert shape_errors(spec, {"a": None, "e": "x"}) == ["$.a: want int, got null"]
+    assert shape_errors(spec, {"a": 1, "e": "x", "b": ["s", 2]}) == ["$.b[1]: want str, got 2"]
+    assert shape_errors(spec, {"a": 1, "e": "x", "c": {}}) == ["$.c.d: missing (required)"]
+    assert shape_errors(spec, {"a": 1, "e": "x", "m": {"k": "v"}}) == ["$.m.k: want int, got 'v'"]
+    assert shape_errors(spec, []) == ["$: want object, got []"]
 
 
 def _get_json(client, path, **params):
@@ -664,47 +907,117 @@ def _get_json(client, path, **params):
     return r.json()
 
 
-def test_schema_version(client, swagger):
-    _check(swagger, _ref("SystemVersion"), _get_json(client, "/version"))
+def test_shape_version(client):
+    check_shape("GET /version", SHAPE_VERSION, _get_json(client, "/version"))
 
 
-def test_schema_info(client, swagger):
-    _check(swagger, _ref("SystemInfo"), _get_json(client, "/info"))
+def test_shape_info(client):
+    check_shape("GET /info", SHAPE_INFO, _get_json(client, "/info"))
 
 
-def test_schema_images(client, swagger):
-    _check(swagger, {"type": "array", "items": _ref("ImageSummary")}, _get_json(client, "/images/json"))
-    _check(swagger, _ref("ImageInspect"), _get_json(client, "/images/busybox/json"))
+def test_shape_images(client):
+    images = _get_json(client, "/images/json")
+    assert images, "no images listed"
+    check_shape("GET /images/json", [SHAPE_IMAGE_SUMMARY], images)
+    check_shape("GET /images/busybox/json", SHAPE_IMAGE_INSPECT, _get_json(client, "/images/busybox/json"))
 
 
-def test_schema_containers(client, made, swagger):
+def test_shape_containers(client, made):
     c = run_bg(client, made, SLEEPER)
     wait_status(c, "running")
     done = run_bg(client, made, ["true"])
     done.wait(timeout=TIMEOUT)
-    _check(swagger, {"type": "array", "items": _ref("ContainerSummary")},
-           _get_json(client, "/containers/json", all=1))
-    _check(swagger, _ref("ContainerInspectResponse"), _get_json(client, f"/containers/{c.id}/json"))
-    _check(swagger, _ref("ContainerInspectResponse"), _get_json(client, f"/containers/{done.id}/json"))
+    wait_status(done, "exited")
+    listed = _get_json(client, "/containers/json", all=1)
+    states = {x.get("Id"): x.get("State") for x in listed}
+    assert states.get(c.id) == "running" and states.get(done.id) == "exited", states
+    check_shape("GET /containers/json?all=1", [SHAPE_CONTAINER_SUMMARY], listed)
+    check_shape("GET /containers/{running}/json", SHAPE_CONTAINER_INSPECT,
+                _get_json(client, f"/containers/{c.id}/json"))
+    check_shape("GET /containers/{exited}/json", SHAPE_CONTAINER_INSPECT,
+                _get_json(client, f"/containers/{done.id}/json"))
 
 
-def test_schema_create_wait_responses(client, swagger):
+def test_shape_create_wait(client):
     r = client.api._post_json(client.api._url("/containers/create"),
                               data={"Image": IMAGE, "Cmd": ["true"], "Labels": LABELS})
     assert r.status_code == 201, (r.status_code, r.text[:300])
     body = r.json()
     try:
-        _check(swagger, _ref("ContainerCreateResponse"), body)
+        check_shape("POST /containers/create", SHAPE_CONTAINER_CREATE, body)
         assert client.api._post(client.api._url("/containers/{0}/start", body["Id"])).status_code == 204
         w = client.api._post(client.api._url("/containers/{0}/wait", body["Id"]), timeout=TIMEOUT)
         assert w.status_code == 200
-        _check(swagger, _ref("ContainerWaitResponse"), w.json())
+        check_shape("POST /containers/{id}/wait", SHAPE_CONTAINER_WAIT, w.json())
     finally:
         client.api.remove_container(body["Id"], force=True)
 
 
-def test_schema_error_response(client, swagger):
+def test_shape_volumes(client):
+    name = "berth-py-shape-" + uuid.uuid4().hex[:8]
+    client.volumes.create(name=name, labels=dict(LABELS))
+    try:
+        check_shape("GET /volumes", SHAPE_VOLUME_LIST, _get_json(client, "/volumes"))
+        check_shape("GET /volumes/{name}", SHAPE_VOLUME, _get_json(client, f"/volumes/{name}"))
+    finally:
+        client.api.remove_volume(name, force=True)
+
+
+def test_shape_exec(client, made):
+    c = run_bg(client, made, SLEEPER)
+    wait_status(c, "running")
+    r = client.api._post_json(client.api._url("/containers/{0}/exec", c.id),
+                              data={"Cmd": ["sh", "-c", "exit 4"], "AttachStdout": True})
+    assert r.status_code == 201, (r.status_code, r.text[:300])
+    body = r.json()
+    check_shape("POST /containers/{id}/exec", SHAPE_ID_RESPONSE, body)
+    eid = body["Id"]
+    check_shape("GET /exec/{id}/json (created)", SHAPE_EXEC_INSPECT, _get_json(client, f"/exec/{eid}/json"))
+    client.api.exec_start(eid)
+    poll(lambda: client.api.exec_inspect(eid)["ExitCode"] == 4, "exec ExitCode 4")
+    check_shape("GET /exec/{id}/json (exited)", SHAPE_EXEC_INSPECT, _get_json(client, f"/exec/{eid}/json"))
+
+
+def test_shape_top_stats(client, made):
+    c = run_bg(client, made, SLEEPER)
+    wait_status(c, "running")
+    top = _get_json(client, f"/containers/{c.id}/top")
+    check_shape("GET /containers/{id}/top", SHAPE_CONTAINER_TOP, top)
+    assert top["Processes"], top
+    check_shape("GET /containers/{id}/stats?stream=false", SHAPE_CONTAINER_STATS,
+                _get_json(client, f"/containers/{c.id}/stats", stream="false"))
+
+
+def test_shape_system_df(client, made):
+    v = "berth-py-shape-df-" + uuid.uuid4().hex[:8]
+    client.volumes.create(name=v, labels=dict(LABELS))
+    try:
+        done = run_bg(client, made, ["true"])
+        done.wait(timeout=TIMEOUT)
+        df = _get_json(client, "/system/df")
+        check_shape("GET /system/df", SHAPE_SYSTEM_DF, df)
+        assert df["Images"] and df["Containers"] and df["Volumes"], df
+    finally:
+        client.api.remove_volume(v, force=True)
+
+
+def test_shape_error_response(client):
     r = client.api._get(client.api._url("/containers/{0}/json", "no-such-" + uuid.uuid4().hex[:8]))
     assert r.status_code == 404
     assert r.headers.get("Content-Type", "").startswith("application/json")
-    _check(swagger, _ref("ErrorResponse"), r.json())
+    check_shape("404 error body", SHAPE_ERROR, r.json())
+
+
+def test_shape_event(client, made):
+    since = int(time.time()) - 1
+    c = run_bg(client, made, ["true"])
+    c.wait(timeout=TIMEOUT)
+
+    def start_event():
+        evs = client.events(since=since, until=int(time.time()) + 1, decode=True,
+                            filters={"container": c.id})
+        return next((e for e in evs if e.get("Action") == "start"), None)
+
+    ev = poll(start_event, "a start event")
+    check_shape("GET /events line", SHAPE_EVENT, ev)
+    assert ev["Type"] == "container" and ev["Actor"]["ID"] == c.id, ev

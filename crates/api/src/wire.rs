@@ -72,7 +72,14 @@ fn time_or_zero(t: &str) -> &str {
 pub fn status_text(r: &ContainerRecord) -> String {
     match r.state.status {
         Status::Created => "Created".into(),
-        Status::Running => format!("Up {}", human_duration(ago(&r.state.started_at))),
+        Status::Running => {
+            let up = format!("Up {}", human_duration(ago(&r.state.started_at)));
+            match r.state.health.as_ref().map(|h| h.status.as_str()) {
+                Some("starting") => format!("{up} (health: starting)"),
+                Some(s) if !s.is_empty() => format!("{up} ({s})"),
+                _ => up,
+            }
+        }
         Status::Paused => format!("Up {} (Paused)", human_duration(ago(&r.state.started_at))),
         Status::Restarting => format!(
             "Restarting ({}) {} ago",
@@ -182,13 +189,20 @@ pub fn container_inspect(r: &ContainerRecord, dir: &std::path::Path) -> Value {
             o.insert("IpcMode".into(), json!("private"));
         }
     }
+    let health = s.health.as_ref().map(|h| {
+        json!({
+            "Status": h.status,
+            "FailingStreak": h.failing_streak,
+            "Log": h.log.iter().map(|p| json!({"Start": p.start, "End": p.end, "ExitCode": p.exit_code, "Output": p.output})).collect::<Vec<_>>(),
+        })
+    });
     let mut config = serde_json::to_value(&r.config).unwrap_or_else(|_| json!({}));
     if let Some(o) = config.as_object_mut() {
         if r.config.hostname.is_empty() {
             o.insert("Hostname".into(), json!(r.id.get(..12).unwrap_or(&r.id)));
         }
     }
-    json!({
+    let mut v = json!({
         "Id": r.id,
         "Created": r.created,
         "Path": r.path,
@@ -231,7 +245,11 @@ pub fn container_inspect(r: &ContainerRecord, dir: &std::path::Path) -> Value {
             "IPAddress": "", "IPPrefixLen": 0, "IPv6Gateway": "", "MacAddress": "",
             "Networks": networks(r),
         },
-    })
+    });
+    if let Some(h) = health {
+        v["State"]["Health"] = h;
+    }
+    v
 }
 
 /// Docker's familiar form of a full reference (`docker.io/library/busybox:1` → `busybox:1`).

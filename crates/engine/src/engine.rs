@@ -141,6 +141,12 @@ pub struct Engine {
     pub(crate) inner: Arc<Inner>,
 }
 
+impl Inner {
+    pub(crate) fn execs_forget(&self, id: &str) {
+        self.execs.forget(id);
+    }
+}
+
 impl Engine {
     /// Opens the engine's state: the image store, the container records, and re-adopts
     /// containers whose monitors still run (see the crate docs). Call from a tokio
@@ -286,6 +292,7 @@ impl Engine {
                     if crate::monitor::connect(&dir).await.is_ok() {
                         tracing::info!(container = %id, "re-adopted a running container");
                         self.spawn_watcher(h.clone());
+                        self.start_health(&h);
                     } else {
                         let exit =
                             crate::monitor::exit_record(&dir).unwrap_or_else(|| ExitStatus {

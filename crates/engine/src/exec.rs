@@ -92,6 +92,14 @@ impl ExecTable {
         }
     }
 
+    /// Forgets one session.
+    pub(crate) fn forget(&self, id: &str) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(id);
+    }
+
     /// Forgets the sessions of a removed container.
     pub(crate) fn forget_container(&self, container: &str) {
         self.sessions
@@ -276,6 +284,20 @@ impl Engine {
             let _ = std::fs::remove_dir_all(&edir);
         });
         Ok(stream)
+    }
+
+    /// Kills exec session `id`'s process.
+    pub(crate) async fn exec_kill(&self, id: &str) -> Result<()> {
+        let s = self.inner.execs.get(id).ok_or_else(|| no_such_exec(id))?;
+        crate::monitor::command(
+            &s.id,
+            &s.dir,
+            &Request::Kill {
+                signal: 9,
+                all: false,
+            },
+        )
+        .await
     }
 
     /// Resizes exec session `id`'s terminal.

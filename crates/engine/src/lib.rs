@@ -47,8 +47,8 @@ mod volume;
 pub use action::{Action, Outcome};
 pub use berth_runtime::Stats;
 pub use container::{
-    AttachOptions, AttachStream, Change, CommitRequest, CreateContainer, Created, LogEntry,
-    LogsOptions, PathStat, WaitCondition,
+    AttachOptions, AttachStream, Change, CommitRequest, CreateContainer, Created, Health, LogEntry,
+    LogsOptions, PathStat, Probe, WaitCondition,
 };
 pub use engine::{Engine, EngineConfig};
 pub use error::{EngineError, Result};

@@ -265,6 +265,9 @@ pub struct State {
     pub oom_killed: bool,
     /// Stopped by a user (restart policies other than `always` then do not restart it).
     pub stopped_by_user: bool,
+    /// The healthcheck's state, when the container has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub health: Option<crate::container::Health>,
 }
 
 /// The record of one container, as the store persists it.

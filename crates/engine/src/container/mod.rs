@@ -3,6 +3,7 @@
 mod archive;
 mod attach;
 mod create;
+mod health;
 mod logs;
 mod query;
 mod remove;
@@ -15,6 +16,7 @@ mod wait;
 pub use archive::PathStat;
 pub use attach::{AttachOptions, AttachStream};
 pub use create::{CreateContainer, Created};
+pub use health::{Health, Probe};
 pub use logs::{LogEntry, LogsOptions};
 pub(crate) use restart::{maybe_restart, restart_on_daemon_start};
 pub use snapshot_ops::{Change, CommitRequest};

@@ -231,6 +231,7 @@ impl Engine {
         })?;
         h.life.send_modify(|l| l.running = true);
         self.spawn_watcher(h.clone());
+        self.start_health(h);
         self.container_event(&rec, "start", &[]);
         Ok(())
     }
