@@ -4,6 +4,8 @@
 
 use std::path::{Path, PathBuf};
 
+mod tls;
+
 use anyhow::{bail, Context};
 use clap::Parser;
 use serde::Deserialize;
@@ -41,6 +43,23 @@ struct Args {
     /// Log debug messages
     #[arg(short = 'D', long)]
     debug: bool,
+    /// Require TLS with client certificates on tcp:// listeners (the only way berthd
+    /// serves TCP)
+    #[arg(long)]
+    tlsverify: bool,
+    /// CA that signs the clients' certificates
+    #[arg(long, value_name = "FILE")]
+    tlscacert: Option<PathBuf>,
+    /// The server's certificate
+    #[arg(long, value_name = "FILE")]
+    tlscert: Option<PathBuf>,
+    /// The server's key
+    #[arg(long, value_name = "FILE")]
+    tlskey: Option<PathBuf>,
+    /// Serve tcp:// without TLS. Anyone who reaches the port owns the host: only for
+    /// throw-away test machines
+    #[arg(long)]
+    allow_insecure_tcp: bool,
 }
 
 /// What `/etc/berth/daemon.json` may set (dockerd's key names).
@@ -53,6 +72,10 @@ struct FileConfig {
     group: Option<String>,
     debug: bool,
     log_opts: std::collections::BTreeMap<String, String>,
+    tlsverify: bool,
+    tlscacert: Option<PathBuf>,
+    tlscert: Option<PathBuf>,
+    tlskey: Option<PathBuf>,
 }
 
 fn read_config(path: &Path) -> anyhow::Result<FileConfig> {
@@ -131,8 +154,27 @@ async fn shutdown_signal() {
     tracing::info!("shutting down (containers keep running)");
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("berthd: starting the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(run()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("berthd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let file = read_config(&args.config_file)?;
     let debug = args.debug || file.debug;
@@ -177,14 +219,43 @@ async fn main() -> anyhow::Result<()> {
     }
     let group = file.group.unwrap_or(args.group);
     let gid = ensure_group(&group);
+    let tls_files = if args.tlsverify || file.tlsverify {
+        let pick = |a: Option<PathBuf>, f: Option<PathBuf>, what: &str| {
+            a.or(f)
+                .with_context(|| format!("--tlsverify needs --{what}"))
+        };
+        Some(tls::TlsFiles {
+            ca: pick(args.tlscacert.clone(), file.tlscacert.clone(), "tlscacert")?,
+            cert: pick(args.tlscert.clone(), file.tlscert.clone(), "tlscert")?,
+            key: pick(args.tlskey.clone(), file.tlskey.clone(), "tlskey")?,
+        })
+    } else {
+        None
+    };
     let mut listeners = Vec::new();
+    let mut tcp_listeners = Vec::new();
     for h in &hosts {
         match h.strip_prefix("unix://") {
             Some(p) => listeners.push((h.clone(), bind_unix(Path::new(p), gid)?)),
-            None if h.starts_with("tcp://") => bail!(
-                "{h}: TCP needs mutual TLS (--tlsverify --tlscacert --tlscert --tlskey), which this berthd does not serve yet; use a unix:// socket"
-            ),
-            None => bail!("{h}: unsupported address (use unix:///path)"),
+            None => match h.strip_prefix("tcp://") {
+                Some(addr) => {
+                    let acceptor = match &tls_files {
+                        Some(f) => Some(tls::acceptor(f).context("setting up TLS")?),
+                        None if args.allow_insecure_tcp => {
+                            tracing::warn!("!!! SERVING THE API ON {h} WITHOUT TLS: anyone who can reach this port has root on this host !!!");
+                            None
+                        }
+                        None => bail!(
+                            "{h}: TCP is served only with mutual TLS (--tlsverify --tlscacert --tlscert --tlskey); --allow-insecure-tcp forces plain TCP (anyone reaching the port gets root on this host)"
+                        ),
+                    };
+                    let l = tokio::net::TcpListener::bind(addr)
+                        .await
+                        .with_context(|| format!("binding {addr}"))?;
+                    tcp_listeners.push((h.clone(), l, acceptor));
+                }
+                None => bail!("{h}: unsupported address (use unix:///path or tcp://host:port)"),
+            },
         }
     }
     let mut config = berth_engine::EngineConfig::new(&root, &exec_root, monitor);
@@ -214,6 +285,15 @@ async fn main() -> anyhow::Result<()> {
                     let _ = rx.recv().await;
                 })
                 .await
+        }));
+    }
+    for (h, l, acceptor) in tcp_listeners {
+        tracing::info!(host = %h, tls = acceptor.is_some(), "API listening");
+        let app = app.clone();
+        let rx = tx.subscribe();
+        tasks.push(tokio::spawn(async move {
+            tls::serve_tcp(l, acceptor, app, rx).await;
+            Ok(())
         }));
     }
     shutdown_signal().await;

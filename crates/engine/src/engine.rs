@@ -335,7 +335,13 @@ impl Engine {
         let engine = self.clone();
         tokio::spawn(async move {
             let dir = engine.monitor_dir(&h.id);
-            let exit = match crate::monitor::wait(&dir).await {
+            // The answer to `wait`, or the monitor's end noticed another way (a wait
+            // connection that would never be answered must not hide an exit).
+            let waited = tokio::select! {
+                w = crate::monitor::wait(&dir) => w,
+                () = crate::monitor::gone(&dir) => None,
+            };
+            let exit = match waited {
                 Some(e) => e,
                 None => {
                     // The monitor is gone; give it a moment to have written its record.

@@ -152,6 +152,32 @@ pub(crate) async fn wait(dir: &Path) -> Option<ExitStatus> {
     }
 }
 
+/// Resolves once the monitor of `dir` has ended (checked every second through its PID
+/// file: the PID is the monitor's as long as the file exists, since the monitor
+/// directory is removed only after the monitor has ended).
+pub(crate) async fn gone(dir: &Path) {
+    let pid = std::fs::read_to_string(dir.join(berth_monitor::PID_FILE))
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+        .and_then(rustix::process::Pid::from_raw);
+    let Some(pid) = pid else {
+        // Without its PID, only the wait connection can tell.
+        return std::future::pending().await;
+    };
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let alive = rustix::process::test_kill_process(pid).is_ok()
+            && !std::fs::read_to_string(format!("/proc/{}/stat", pid.as_raw_nonzero().get()))
+                .is_ok_and(|s| {
+                    s.rsplit_once(')')
+                        .is_some_and(|(_, r)| r.trim_start().starts_with('Z'))
+                });
+        if !alive {
+            return;
+        }
+    }
+}
+
 /// The exit record a monitor left, if any.
 pub(crate) fn exit_record(dir: &Path) -> Option<ExitStatus> {
     let data = std::fs::read(dir.join(EXIT_FILE)).ok()?;
