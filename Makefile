@@ -78,6 +78,7 @@ compat-berthd: build fixtures
 	BERTH_REQUIRE=docker-cli scripts/berthd-compat.sh $(abspath $(TARGET_DIR))/release
 	BERTH_REQUIRE=python-sdk tests/compat/run-python.sh $(abspath $(TARGET_DIR))/release
 	scripts/berthd-tls.sh $(abspath $(TARGET_DIR))/release
+	BERTH_REQUIRE=python-sdk tests/compat/run-stress.sh $(abspath $(TARGET_DIR))/release
 
 # The conformance suite (crates/conformance) against berth-runtime, and against runc and
 # crun to prove the checks themselves; prints one TAP-like line per case and a summary.

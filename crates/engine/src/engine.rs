@@ -291,7 +291,7 @@ impl Engine {
                     let dir = self.monitor_dir(&id);
                     if crate::monitor::connect(&dir).await.is_ok() {
                         tracing::info!(container = %id, "re-adopted a running container");
-                        self.spawn_watcher(h.clone());
+                        self.spawn_watcher(h.clone(), None);
                         self.start_health(&h);
                     } else {
                         let exit =
@@ -312,6 +312,9 @@ impl Engine {
                     let _ = self.remove_container(&id, true, false).await;
                 }
                 Status::Created | Status::Exited => {
+                    // A daemon killed during `start` leaves a monitor the record does
+                    // not know of: adopt its container if it runs, else end it.
+                    self.reconcile_orphan_monitor(&h).await;
                     let rec = h.record();
                     if crate::container::restart_on_daemon_start(&rec) {
                         to_restart.push(id.clone());
@@ -330,23 +333,89 @@ impl Engine {
         Ok(())
     }
 
+    /// A monitor alive for a container whose record says it does not run (berthd died
+    /// between spawning it and recording the start): adopt a running container, end a
+    /// created one (its init still waits for `start`), and let the exit be recorded.
+    pub(crate) async fn reconcile_orphan_monitor(&self, h: &Arc<Handle>) {
+        let dir = self.monitor_dir(&h.id);
+        let state = match crate::monitor::request(&h.id, &dir, &berth_monitor::Request::State).await
+        {
+            Ok((
+                berth_monitor::Reply::State {
+                    pid,
+                    status,
+                    started_at,
+                },
+                _,
+            )) => (pid, status, started_at),
+            _ => return,
+        };
+        if state.1 == "running" {
+            tracing::info!(container = %h.id, "adopting a container started by a daemon that died before recording it");
+            let started = state.2.unwrap_or_else(berth_runtime::timestamp);
+            let _ = h.update(&self.inner.store, |r| {
+                r.state.status = Status::Running;
+                r.state.pid = state.0;
+                r.state.started_at = started;
+            });
+            h.life.send_modify(|l| l.running = true);
+            self.spawn_watcher(h.clone(), None);
+        } else {
+            tracing::info!(container = %h.id, "ending a container created by a daemon that died before starting it");
+            let wait = crate::monitor::wait_request(&dir).await;
+            let _ = crate::monitor::command(
+                &h.id,
+                &dir,
+                &berth_monitor::Request::Kill {
+                    signal: 9,
+                    all: true,
+                },
+            )
+            .await;
+            if let Some(c) = wait {
+                let _ = tokio::time::timeout(
+                    std::time::Duration::from_secs(30),
+                    crate::monitor::wait_on(c),
+                )
+                .await;
+            }
+            let (rootfs, mdir) = (self.rootfs_dir(&h.id), dir);
+            let _ = tokio::task::spawn_blocking(move || {
+                let _ = unmount_all(&rootfs);
+                let _ = std::fs::remove_dir_all(&mdir);
+            })
+            .await;
+        }
+    }
+
     /// Watches a running container's monitor and records its exit.
-    pub(crate) fn spawn_watcher(&self, h: Arc<Handle>) {
+    pub(crate) fn spawn_watcher(&self, h: Arc<Handle>, conn: Option<tokio::net::UnixStream>) {
         let engine = self.clone();
         tokio::spawn(async move {
             let dir = engine.monitor_dir(&h.id);
             // The answer to `wait`, or the monitor's end noticed another way (a wait
             // connection that would never be answered must not hide an exit).
             let waited = tokio::select! {
-                w = crate::monitor::wait(&dir) => w,
+                w = async {
+                    match conn {
+                        Some(c) => crate::monitor::wait_on(c).await,
+                        None => crate::monitor::wait(&dir).await,
+                    }
+                } => w,
                 () = crate::monitor::gone(&dir) => None,
             };
             let exit = match waited {
                 Some(e) => e,
                 None => {
-                    // The monitor is gone; give it a moment to have written its record.
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    crate::monitor::exit_record(&dir).unwrap_or_else(|| ExitStatus {
+                    // The monitor is gone without answering: it writes its record
+                    // before it closes its connections, so the record tells (a moment
+                    // later at most, if it was still writing it).
+                    let mut record = crate::monitor::exit_record(&dir);
+                    if record.is_none() {
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        record = crate::monitor::exit_record(&dir);
+                    }
+                    record.unwrap_or_else(|| ExitStatus {
                         code: 255,
                         oom_killed: false,
                         finished_at: berth_runtime::timestamp(),

@@ -232,6 +232,7 @@ impl Engine {
                 }
             }
         };
+        let wait = crate::monitor::wait_request(&s.dir).await;
         match crate::monitor::request(&s.id, &s.dir, &Request::Start)
             .await?
             .0
@@ -264,7 +265,11 @@ impl Engine {
         let engine = self.clone();
         let (eid, edir) = (s.id.clone(), s.dir.clone());
         tokio::spawn(async move {
-            let exit = match crate::monitor::wait(&edir).await {
+            let answered = match wait {
+                Some(c) => crate::monitor::wait_on(c).await,
+                None => crate::monitor::wait(&edir).await,
+            };
+            let exit = match answered {
                 Some(e) => Some(e),
                 None => crate::monitor::exit_record(&edir),
             };

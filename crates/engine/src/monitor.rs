@@ -138,13 +138,24 @@ pub(crate) async fn command(id: &str, dir: &Path, req: &Request) -> Result<()> {
     }
 }
 
-/// Waits for the container's exit. `None` when the monitor is gone without telling
-/// (then `exit.json` or nothing tells).
-pub(crate) async fn wait(dir: &Path) -> Option<ExitStatus> {
+/// A `wait` request sent to the monitor of `dir`: its answer comes at the exit. Open
+/// it before the process starts, so even an instant exit is answered on it.
+pub(crate) async fn wait_request(dir: &Path) -> Option<UnixStream> {
     let mut s = connect(dir).await.ok()?;
     let mut line = serde_json::to_vec(&Request::Wait).unwrap_or_default();
     line.push(b'\n');
     s.write_all(&line).await.ok()?;
+    Some(s)
+}
+
+/// Waits for the container's exit. `None` when the monitor is gone without telling
+/// (then `exit.json` or nothing tells).
+pub(crate) async fn wait(dir: &Path) -> Option<ExitStatus> {
+    wait_on(wait_request(dir).await?).await
+}
+
+/// The answer on a [`wait_request`] connection.
+pub(crate) async fn wait_on(mut s: UnixStream) -> Option<ExitStatus> {
     let reply = read_line(&mut s).await.ok()?;
     match serde_json::from_slice::<Reply>(&reply).ok()? {
         Reply::Exited(e) => Some(e),

@@ -45,7 +45,11 @@ impl Engine {
         let id = rec.id.clone();
         let rootfs = self.rootfs_dir(&id);
         let mdir = self.monitor_dir(&id);
+        let runtime_root = self.inner.runtime_root.clone();
+        let rid = id.clone();
         tokio::task::spawn_blocking(move || {
+            // Runtime state a monitor could not delete (it died first) goes too.
+            let _ = berth_runtime::Runtime::new(&runtime_root).delete(&rid, true);
             let _ = unmount_all(&rootfs);
             let _ = std::fs::remove_dir_all(&mdir);
         })

@@ -150,6 +150,14 @@ impl Engine {
         let cdir = self.inner.store.dir(&id);
         let rootfs = self.rootfs_dir(&id);
         let mdir = self.monitor_dir(&id);
+        // A monitor still alive here (left by a daemon that died during a start) is
+        // ended first: its directory is about to be reused.
+        if crate::monitor::connect(&mdir).await.is_ok() {
+            self.reconcile_orphan_monitor(h).await;
+            if h.record().state.status.is_running() {
+                return Err(EngineError::AlreadyStarted);
+            }
+        }
         let mounts = self.inner.images.rootfs_mounts(&id).await?;
         {
             let (rootfs, mdir, id2) = (rootfs.clone(), mdir.clone(), id.clone());
@@ -214,10 +222,13 @@ impl Engine {
         for (opts, tx) in pending {
             let _ = tx.send(self.attach_monitor(&id, &opts).await);
         }
+        // The exit's answer is asked for before the start, so an instant exit is
+        // answered on it.
+        let wait = crate::monitor::wait_request(&mdir).await;
         let started = crate::monitor::command(&id, &mdir, &Request::Start).await;
         if let Err(e) = started {
             // The init exits; the watcher records it.
-            self.spawn_watcher(h.clone());
+            self.spawn_watcher(h.clone(), wait);
             return Err(e);
         }
         let rec = h.update(&self.inner.store, |r| {
@@ -230,7 +241,7 @@ impl Engine {
             r.state.stopped_by_user = false;
         })?;
         h.life.send_modify(|l| l.running = true);
-        self.spawn_watcher(h.clone());
+        self.spawn_watcher(h.clone(), wait);
         self.start_health(h);
         self.container_event(&rec, "start", &[]);
         Ok(())
