@@ -16,8 +16,8 @@
 #   docker CLI -> dockerd Debian's dockerd 20.10 + containerd + runc (private instance
 #                         from scripts/setup-peers.sh; --bridge none)
 #   podman                podman 4.3 (crun/runc, its own storage, conmon)
-# Memory: berthd's RSS when idle after the runs (VmRSS), and a monitor's unique memory
-# (Private_Clean + Private_Dirty of smaps_rollup) while a `sleep` container runs.
+# Memory: berthd's RSS when idle after the runs (VmRSS), and the monitors' unique memory
+# (Private_Clean + Private_Dirty of smaps_rollup) of five `sleep` containers.
 #
 # Everything started here (berthd, its containers, dockerd) is stopped by PID on exit,
 # also on failure; temporary directories are removed. Targets are reported, never
@@ -77,17 +77,23 @@ fi
 hyperfine -N --warmup 3 --runs "$runs" --export-json "$out/daemon-run.json" --export-markdown "$out/daemon-run.md" "${cmds[@]}"
 
 rss=$(awk '/^VmRSS/ {print $2}' "/proc/$berthd_pid/status")
-cid=$(docker -H "unix://$sock" run -d --network none busybox sleep 60)
+# Five sleeping containers: the first monitor also owns the pages of the binary only it
+# has touched; the others show what each further container costs.
+cids=()
+for _ in 1 2 3 4 5; do cids+=("$(docker -H "unix://$sock" run -d --network none busybox sleep 60)"); done
 sleep 0.5
-mon=$(pgrep -f "berth-monitor $T/run/${cid:0:32}" | head -n1)
-uniq=$(awk '/^Private_(Clean|Dirty)/ {s += $2} END {print s}' "/proc/$mon/smaps_rollup")
+uniqs=()
+for c in "${cids[@]}"; do
+    mon=$(pgrep -f "berth-monitor $T/run/${c:0:32}" | head -n1)
+    uniqs+=("$(awk '/^Private_(Clean|Dirty)/ {s += $2} END {print s}' "/proc/$mon/smaps_rollup")")
+done
 monrss=$(awk '/^VmRSS/ {print $2}' "/proc/$mon/status")
-docker -H "unix://$sock" rm -f "$cid" >/dev/null
+docker -H "unix://$sock" rm -f "${cids[@]}" >/dev/null
 {
     echo "# daemon-run $(date -u +%FT%TZ) on $(nproc) CPUs, kernel $(uname -r)"
     echo
     cat "$out/daemon-run.md"
     echo
     echo "- berthd idle RSS after the runs: ${rss} KiB"
-    echo "- one container's berth-monitor: unique memory ${uniq} KiB (RSS ${monrss} KiB)"
+    echo "- berth-monitor unique memory (Private_Clean + Private_Dirty) of 5 containers: ${uniqs[*]} KiB (the first also holds the binary's pages only it touched; RSS of the last ${monrss} KiB)"
 } | tee "$out/daemon-run-summary.md"
