@@ -147,6 +147,13 @@ impl Root<'_> {
     }
 }
 
+/// The name `docker cp` shows for `path` (`/` for the root).
+fn base_name(path: &str) -> String {
+    Path::new(&clean(path))
+        .file_name()
+        .map_or_else(|| "/".to_owned(), |n| n.to_string_lossy().into_owned())
+}
+
 fn fd_path(fd: &impl AsFd) -> PathBuf {
     PathBuf::from(format!(
         "/proc/self/fd/{}",
@@ -154,7 +161,118 @@ fn fd_path(fd: &impl AsFd) -> PathBuf {
     ))
 }
 
+/// `path` made absolute and lexically clean (`.`/`..` resolved as strings).
+fn clean(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for c in path.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            c => parts.push(c),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
+/// Where `path` of the container really is when a mount covers it: the mount's host
+/// source (a directory, or the directory of a file source) and the path below it.
+fn mounted_source(
+    engine: &Engine,
+    rec: &crate::model::ContainerRecord,
+    path: &str,
+) -> Result<Option<(PathBuf, String)>> {
+    let p = clean(path);
+    let cdir = engine.inner.store.dir(&rec.id);
+    let mut cands: Vec<(String, PathBuf)> = vec![
+        ("/etc/hostname".into(), cdir.join("hostname")),
+        ("/etc/hosts".into(), cdir.join("hosts")),
+        ("/etc/resolv.conf".into(), cdir.join("resolv.conf")),
+    ];
+    for b in rec.host_config.binds.as_deref().unwrap_or_default() {
+        if let Ok(bind) = crate::spec::parse_bind(b) {
+            if bind.source.starts_with('/') {
+                cands.push((clean(&bind.target), PathBuf::from(bind.source)));
+            }
+        }
+    }
+    for v in &rec.volumes {
+        cands.push((
+            clean(&v.destination),
+            engine
+                .inner
+                .config
+                .root
+                .join("volumes")
+                .join(&v.name)
+                .join("_data"),
+        ));
+    }
+    for m in &rec.mounts {
+        if m.kind == "bind" {
+            cands.push((clean(&m.target), PathBuf::from(&m.source)));
+        } else if p == clean(&m.target) || p.starts_with(&format!("{}/", clean(&m.target))) {
+            return Err(EngineError::Unsupported(
+                format!("docker cp in the tmpfs {}", m.target),
+                "copy through a container path outside it",
+            ));
+        }
+    }
+    cands.sort_by_key(|(d, _)| std::cmp::Reverse(d.len()));
+    for (dest, src) in cands {
+        if p == dest {
+            if src.is_dir() {
+                return Ok(Some((src, "/".into())));
+            }
+            let parent = src
+                .parent()
+                .map(Path::to_path_buf)
+                .unwrap_or_else(|| PathBuf::from("/"));
+            let name = src
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            return Ok(Some((parent, format!("/{name}"))));
+        }
+        if let Some(rest) = p.strip_prefix(&format!("{dest}/")) {
+            if src.is_dir() {
+                return Ok(Some((src, format!("/{rest}"))));
+            }
+        }
+    }
+    Ok(None)
+}
+
 impl Engine {
+    /// The root to resolve `path` in (the container's root filesystem, or the source of
+    /// a mount that covers `path`) and the path inside that root.
+    async fn open_root_for(&self, key: &str, path: &str) -> Result<(Root<'_>, String)> {
+        let rec = self.lookup(key)?.record();
+        if let Some((dir, rel)) = mounted_source(self, &rec, path)? {
+            let fd = rustix::fs::open(
+                &dir,
+                OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+                Mode::empty(),
+            )
+            .map_err(|e| EngineError::io("open", &dir, e.into()))?;
+            let mut root = Root {
+                engine: self,
+                id: rec.id.clone(),
+                dir,
+                mounted_here: false,
+                frozen: false,
+                fd,
+            };
+            if rec.state.status == crate::model::Status::Running {
+                let rt = berth_runtime::Runtime::new(&self.inner.runtime_root);
+                root.frozen = rt.pause(&rec.id).is_ok();
+            }
+            return Ok((root, rel));
+        }
+        Ok((self.open_root(key).await?, path.to_owned()))
+    }
+
     async fn open_root(&self, key: &str) -> Result<Root<'_>> {
         let rec = self.lookup(key)?.record();
         let dir = self.rootfs_dir(&rec.id);
@@ -195,21 +313,25 @@ impl Engine {
 
     /// Stats `path` in container `key`.
     pub async fn archive_stat(&self, key: &str, path: &str) -> Result<PathStat> {
-        let root = self.open_root(key).await?;
-        root.stat(path)
+        let (root, rel) = self.open_root_for(key, path).await?;
+        let mut st = root.stat(&rel)?;
+        st.name = base_name(path);
+        Ok(st)
     }
 
     /// A tar of `path` in container `key` (in a temporary file), with its stat.
     pub async fn archive_get(&self, key: &str, path: &str) -> Result<(PathStat, std::fs::File)> {
-        let root = self.open_root(key).await?;
-        let stat = root.stat(path)?;
-        let fd = root.resolve(path, OFlags::PATH)?;
+        let (root, rel) = self.open_root_for(key, path).await?;
+        let mut stat = root.stat(&rel)?;
+        stat.name = base_name(path);
+        let fd = root.resolve(&rel, OFlags::PATH)?;
         let st = rustix::fs::fstat(&fd).map_err(|e| EngineError::io("stat", path, e.into()))?;
         // The kernel's name of what was resolved (no symlinks left in it); nothing in
         // the container can change the tree meanwhile (frozen or stopped).
         let src =
             std::fs::read_link(fd_path(&fd)).map_err(|e| EngineError::io("resolve", path, e))?;
-        if !src.starts_with(&root.dir) {
+        let root_real = std::fs::read_link(fd_path(&root.fd)).unwrap_or_else(|_| root.dir.clone());
+        if !src.starts_with(&root_real) {
             return Err(not_found(path));
         }
         let name = if stat.name == "/" {
@@ -246,8 +368,8 @@ impl Engine {
                 "container rootfs is marked read-only".into(),
             ));
         }
-        let root = self.open_root(key).await?;
-        let fd = root.resolve(path, OFlags::RDONLY | OFlags::DIRECTORY)?;
+        let (root, rel) = self.open_root_for(key, path).await?;
+        let fd = root.resolve(&rel, OFlags::RDONLY | OFlags::DIRECTORY)?;
         let options = berth_images::layer::ApplyOptions {
             devices: berth_images::layer::DeviceNodes::Skip,
             ..berth_images::layer::ApplyOptions::default()
@@ -271,5 +393,9 @@ mod tests {
         assert_eq!(go_mode(0o120777), (1 << 27) | 0o777);
         assert_eq!(go_mode(0o104755), (1 << 23) | 0o755);
         assert_eq!(rfc3339(0, 5), "1970-01-01T00:00:00.000000005Z");
+        assert_eq!(clean("/a/./b/../c/"), "/a/c");
+        assert_eq!(clean("../../etc"), "/etc");
+        assert_eq!(base_name("/etc/hostname"), "hostname");
+        assert_eq!(base_name("/"), "/");
     }
 }
