@@ -6,6 +6,7 @@
 #![recursion_limit = "256"]
 #![warn(missing_docs)]
 
+pub mod decode;
 mod error;
 mod server;
 mod version;

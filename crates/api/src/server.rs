@@ -429,31 +429,7 @@ async fn events(State(s): State<Arc<ApiState>>, Query(q): Q) -> ApiResult {
 }
 
 fn parse_filters(raw: Option<&String>) -> Result<HashMap<String, Vec<String>>, ApiError> {
-    let Some(raw) = raw.filter(|r| !r.is_empty()) else {
-        return Ok(HashMap::new());
-    };
-    let v: Value = serde_json::from_str(raw)
-        .map_err(|e| ApiError::bad_request(format!("invalid filters: {e}")))?;
-    let mut out = HashMap::new();
-    if let Value::Object(m) = v {
-        for (k, val) in m {
-            let list: Vec<String> = match val {
-                Value::Array(a) => a
-                    .into_iter()
-                    .filter_map(|x| x.as_str().map(str::to_owned))
-                    .collect(),
-                Value::Object(o) => o
-                    .into_iter()
-                    .filter(|(_, b)| b.as_bool() == Some(true))
-                    .map(|(k, _)| k)
-                    .collect(),
-                Value::String(s) => vec![s],
-                _ => Vec::new(),
-            };
-            out.insert(k, list);
-        }
-    }
-    Ok(out)
+    crate::decode::filters(raw.map(String::as_str)).map_err(ApiError::bad_request)
 }
 
 async fn read_json<T: serde::de::DeserializeOwned + Default>(body: Body) -> Result<T, ApiError> {
@@ -466,16 +442,8 @@ async fn read_json<T: serde::de::DeserializeOwned + Default>(body: Body) -> Resu
     serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON: {e}")))
 }
 
-#[derive(serde::Deserialize, Default)]
-#[serde(rename_all = "PascalCase", default)]
-struct CreateBody {
-    #[serde(flatten)]
-    config: berth_engine::ContainerConfig,
-    host_config: berth_engine::HostConfig,
-}
-
 async fn container_create(State(s): State<Arc<ApiState>>, Query(q): Q, body: Body) -> ApiResult {
-    let b: CreateBody = read_json(body).await?;
+    let b: crate::decode::CreateBody = read_json(body).await?;
     let req = CreateContainer {
         name: q.get("name").cloned(),
         config: b.config,
@@ -1979,27 +1947,10 @@ async fn archive_put(
 
 /// Remembers the credentials of an `X-Registry-Auth` header (base64url JSON).
 fn registry_auth(s: &ApiState, headers: &HeaderMap) {
-    use base64::Engine as _;
     let Some(raw) = headers.get("X-Registry-Auth").and_then(|v| v.to_str().ok()) else {
         return;
     };
-    let raw = raw.trim();
-    let decoded = base64::engine::general_purpose::URL_SAFE
-        .decode(raw)
-        .or_else(|_| {
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(raw.trim_end_matches('='))
-        })
-        .or_else(|_| base64::engine::general_purpose::STANDARD.decode(raw));
-    let Ok(bytes) = decoded else { return };
-    #[derive(serde::Deserialize, Default)]
-    #[serde(default)]
-    struct Auth {
-        username: String,
-        password: String,
-        serveraddress: String,
-        identitytoken: String,
-    }
-    let Ok(a) = serde_json::from_slice::<Auth>(&bytes) else {
+    let Some(a) = crate::decode::registry_auth(raw) else {
         return;
     };
     if a.serveraddress.is_empty() || (a.username.is_empty() && a.identitytoken.is_empty()) {
@@ -2185,46 +2136,12 @@ async fn images_save(State(s): State<Arc<ApiState>>, uri: axum::http::Uri) -> Ap
         .split('&')
         .filter_map(|kv| kv.split_once('='))
         .filter(|(k, _)| *k == "names")
-        .map(|(_, v)| percent_decode(v))
+        .map(|(_, v)| crate::decode::percent_decode(v))
         .collect();
     if names.is_empty() {
         return Err(ApiError::bad_request("names is required"));
     }
     save_response(&s, names).await
-}
-
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'%' if i + 2 < b.len() => {
-                let hex = std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(v) => {
-                        out.push(v);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
-            }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            c => {
-                out.push(c);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 async fn container_export(State(s): State<Arc<ApiState>>, Path(id): Path<String>) -> ApiResult {

@@ -60,6 +60,12 @@ pub use model::{
 };
 pub use registry::TransferMessage;
 pub use spec::ALLOW_SENSITIVE_LABEL;
+
+/// Checks a `HostConfig` as `create` does (what it refuses, and why), without making
+/// anything: for clients' dry runs and the request fuzzer.
+pub fn check_host_config(hc: &HostConfig) -> Result<()> {
+    spec::validate(hc, false)
+}
 /// One block I/O counter of [`Stats`].
 pub type BlkioEntry = berth_cgroups::BlkioEntry;
 pub use time::{parse_rfc3339, parse_timestamp};
