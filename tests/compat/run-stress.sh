@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Stress berthd through the Docker SDK: a 100-client load test and a kill -9 crash loop.
+# Stress berthd through the Docker SDK: a 100-client load test, a kill -9 crash loop and a
+# kill -9/restart with 20 running containers.
 #
 # Usage: tests/compat/run-stress.sh [BIN_DIR]
 #
@@ -11,7 +12,7 @@
 #   BERTH_FIXTURES  fixture cache (default /var/cache/berth-fixtures)
 #   STRESS_CLIENTS  concurrent clients of the load scenario (default 100)
 #   STRESS_ROUNDS   rounds of the crash loop (default 50)
-#   STRESS_ONLY     "load" or "crash" to run one scenario
+#   STRESS_ONLY     "load", "crash" or "restart20" to run one scenario
 #   STRESS_KEEP_LOG a path to copy the daemon log to when a scenario fails
 #
 # Scenarios (tests/compat/stress.py):
@@ -20,6 +21,10 @@
 #   crash  STRESS_ROUNDS rounds of create/start/stop/rm in a thread while berthd is kill -9'd
 #          by PID at random 50-400 ms intervals and restarted on the same root, exec-root and
 #          socket; afterwards every listed container must be whole (inspect/start/stop/rm).
+#   restart20  20 containers (5 tty, 10 logging, 3 sleep, 2 restart=always exiting every 2 s);
+#          berthd kill -9'd for ~4 s: processes live, logs grow, monitors serve attach without
+#          the daemon; berthd restarted: ps/logs/exec/attach/stop/rm work on all 20, restart
+#          policies resume; reports the restart-to-/_ping (re-adoption) time.
 # After each: no container listed, no berth-monitor with $T in its command line, no mount
 # under $T, nothing in $T/run but the runtime's empty state, no container directory, no
 # berth-<id> cgroup of this run's containers in any hierarchy.
@@ -191,6 +196,13 @@ if [[ -z "$ONLY" || "$ONLY" == crash ]]; then
     # (disowned: bash still reaps it, without a "Killed" notice.)
     disown "$DAEMON_PID" 2>/dev/null
     "$PY" "$HERE/stress.py" crash --sock "$SOCK" --tmp "$T" --rounds "$ROUNDS" \
+        --bin-dir "$BIN_DIR" --pid-file "$PIDFILE" || FAILED=1
+fi
+
+if [[ -z "$ONLY" || "$ONLY" == restart20 ]]; then
+    # Kills the current berthd (by the PID in $PIDFILE) and starts its successor itself.
+    disown "$DAEMON_PID" 2>/dev/null
+    "$PY" "$HERE/stress.py" restart20 --sock "$SOCK" --tmp "$T" \
         --bin-dir "$BIN_DIR" --pid-file "$PIDFILE" || FAILED=1
 fi
 

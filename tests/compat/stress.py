@@ -2,6 +2,7 @@
 
     stress.py load  --sock S --tmp T [--clients 100]
     stress.py crash --sock S --tmp T --bin-dir B --pid-file F [--rounds 50]
+    stress.py restart20 --sock S --tmp T --bin-dir B --pid-file F
 
 load   N concurrent clients (threads, one DockerClient each) create, start, stop (timeout 1)
        and remove a busybox `sleep 30` container; reports failures, wall time, operations
@@ -10,6 +11,13 @@ crash  a background thread runs create/start/stop/rm rounds while the main threa
        berthd (by PID) at random 50-400 ms intervals and restarts it on the same root,
        exec-root and socket; afterwards every container `ps -a` lists must be whole
        (inspect, start, stop, remove) and nothing may leak.
+restart20  20 busybox containers (5 with a tty and 10 without logging continuously, 3
+       `sleep 600`, 2 restart=always `sleep 2; exit 3`); berthd is kill -9'd for ~4 s, during
+       which every container process must live, every log grow and every monitor serve an
+       attach (T/run/<id32>/monitor.sock, no daemon); berthd restarted on the same state must
+       list all 20 running, serve logs (with the lines written while it was down), exec,
+       SDK attach, resume the restart policies (RestartCount grows), stop and remove them
+       all; nothing may leak. Reports the time from the restart to /_ping (re-adoption).
 
 Figures are reported, never asserted. Exit status 1 on any failure. The IDs this run made
 (or saw) are appended to T/ids.txt so that the runner can clean their cgroups up.
@@ -526,9 +534,463 @@ def crash(args):
     return ok
 
 
+# --- scenario 3: restart with 20 running containers ----------------------------------------
+
+R20_TTY, R20_LOG, R20_SLEEP, R20_ALWAYS = 5, 10, 3, 2
+
+
+def proc_alive(pid):
+    """Whether PID runs (exists and is not a zombie)."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    try:
+        with open("/proc/%d/stat" % pid) as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except OSError:
+        return False
+
+
+def log_path(tmp, cid):
+    return os.path.join(tmp, "root", "containers", cid, cid + "-json.log")
+
+
+def log_size(tmp, cid):
+    try:
+        return os.path.getsize(log_path(tmp, cid))
+    except OSError:
+        return -1
+
+
+def monitor_attach(tmp, cid, tty, want_output, wait=4.0):
+    """Attaches to the container's monitor directly (no daemon): sends the attach request,
+    reads the one-line reply, then (if want_output) waits for new output. Returns
+    (ok, detail, seconds to the first output)."""
+    import socket
+    path = os.path.join(tmp, "run", cid[:32], "monitor.sock")
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(wait)
+    t0 = time.monotonic()
+    try:
+        s.connect(path)
+        s.sendall(b'{"op":"attach","stdin":false,"stdout":true,"stderr":true}\n')
+        buf = b""
+        while b"\n" not in buf:
+            chunk = s.recv(4096)
+            if not chunk:
+                return False, "monitor closed the connection before replying (got %r)" % buf[:200], None
+            buf += chunk
+        line, rest = buf.split(b"\n", 1)
+        try:
+            reply = json.loads(line)
+        except ValueError:
+            return False, "reply is not JSON: %r" % line[:200], None
+        if reply.get("reply") != "ok":
+            return False, "reply %r" % reply, None
+        if not want_output:
+            return True, "reply %s" % line.decode(errors="replace"), None
+        data = rest
+        deadline = t0 + wait
+        need = 9 if not tty else 1
+        while len(data) < need and time.monotonic() < deadline:
+            s.settimeout(max(0.05, deadline - time.monotonic()))
+            try:
+                chunk = s.recv(4096)
+            except socket.timeout:
+                break
+            if not chunk:
+                return False, "monitor closed the stream (got %r)" % data[:100], None
+            data += chunk
+        if len(data) < need:
+            return False, "no output within %.1fs after the reply" % wait, None
+        first = time.monotonic() - t0
+        if tty:
+            if b"tty-" not in data:
+                # More than one read may be needed for a whole line.
+                end = time.monotonic() + 1.0
+                while b"tty-" not in data and time.monotonic() < end:
+                    s.settimeout(max(0.05, end - time.monotonic()))
+                    try:
+                        chunk = s.recv(4096)
+                    except socket.timeout:
+                        break
+                    if not chunk:
+                        break
+                    data += chunk
+                if b"tty-" not in data:
+                    return False, "raw tty output without 'tty-': %r" % data[:100], first
+            if data[:1] in (b"\x01", b"\x02") and data[1:4] == b"\0\0\0":
+                return False, "tty output is framed: %r" % data[:16], first
+        else:
+            hdr = data[:8]
+            n = int.from_bytes(hdr[4:8], "big")
+            if hdr[0] not in (1, 2) or hdr[1:4] != b"\0\0\0" or not 0 < n < 1 << 20:
+                return False, "bad frame header %r" % hdr, first
+            end = time.monotonic() + 1.0
+            while len(data) < 8 + n and time.monotonic() < end:
+                s.settimeout(max(0.05, end - time.monotonic()))
+                try:
+                    chunk = s.recv(4096)
+                except socket.timeout:
+                    break
+                if not chunk:
+                    break
+                data += chunk
+            if b"log" not in data[8:8 + n]:
+                return False, "unexpected payload of the first frame %r" % data[8:8 + min(n, 40)], first
+        return True, "ok", first
+    except OSError as e:
+        return False, "%s: %s" % (type(e).__name__, e), None
+    finally:
+        s.close()
+
+
+def sdk_attach(sock, cid, needle, wait=6.0):
+    """docker-SDK attach (stream=True, logs=False): the first output chunk containing
+    needle within wait seconds. Returns (ok, detail)."""
+    out = {"data": b"", "err": None}
+    got = threading.Event()
+
+    def run():
+        c = client(sock, timeout=wait + 2)
+        try:
+            gen = c.containers.get(cid).attach(stream=True, logs=False)
+            for chunk in gen:
+                out["data"] += chunk
+                if needle in out["data"]:
+                    got.set()
+                    break
+        except Exception as e:  # noqa: BLE001
+            out["err"] = "%s: %s" % (type(e).__name__, e)
+        finally:
+            got.set()
+            c.close()
+
+    th = threading.Thread(target=run, daemon=True)
+    th.start()
+    got.wait(wait + 3)
+    if needle in out["data"]:
+        return True, "ok"
+    return False, out["err"] or "no %r within %.0fs (got %r)" % (needle, wait, out["data"][:80])
+
+
+def parse_ts(ts):
+    """Seconds since the epoch of an RFC 3339 UTC timestamp with up to 9 fractional digits."""
+    m = re.match(r"(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?Z$", ts)
+    if not m:
+        return None
+    import calendar
+    y, mo, d, h, mi, s, frac = m.groups()
+    t = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
+    return t + (float("0." + frac) if frac else 0.0)
+
+
+def restart20(args):
+    tag = "%x" % random.getrandbits(32)
+    failures = []
+    notes = []
+    figs = {}
+    ids = set()
+    c = client(args.sock, timeout=120)
+
+    def fail(msg):
+        failures.append(msg)
+        log("restart20: FAIL %s" % msg)
+
+    # kind -> list of (name, id)
+    specs = []
+    for i in range(R20_TTY):
+        specs.append(("tty", i, dict(command=["sh", "-c", "while :; do echo tty-$HOSTNAME; sleep 0.2; done"],
+                                     tty=True)))
+    for i in range(R20_LOG):
+        specs.append(("log", i, dict(command=["sh", "-c", "while :; do echo log %d; sleep 0.1; done" % i])))
+    for i in range(R20_SLEEP):
+        specs.append(("sleep", i, dict(command=["sleep", "600"])))
+    for i in range(R20_ALWAYS):
+        specs.append(("always", i, dict(command=["sh", "-c", "sleep 2; exit 3"],
+                                        restart_policy={"Name": "always"})))
+    cts = []  # dicts: kind, name, id, pid
+    log("restart20: starting 20 containers (%d tty, %d logging, %d sleep, %d restart=always)"
+        % (R20_TTY, R20_LOG, R20_SLEEP, R20_ALWAYS))
+    t0 = time.monotonic()
+    for kind, i, kw in specs:
+        name = "stress-r20-%s-%s-%d" % (tag, kind, i)
+        try:
+            ct = c.containers.run(IMAGE, name=name, detach=True, labels=LABEL, **kw)
+        except Exception as e:  # noqa: BLE001
+            fail("run %s: %s" % (name, e))
+            continue
+        ids.add(ct.id)
+        cts.append({"kind": kind, "name": name, "id": ct.id, "tty": kind == "tty"})
+    record_ids(args.tmp, ids)
+    figs["start20"] = time.monotonic() - t0
+    if len(cts) != 20:
+        fail("only %d of 20 containers started" % len(cts))
+    time.sleep(1.0)  # some output in every log
+    for ct in cts:
+        try:
+            st = c.api.inspect_container(ct["id"])["State"]
+            ct["pid"] = st["Pid"]
+            if ct["kind"] != "always" and (not st["Running"] or st["Pid"] <= 0):
+                fail("%s not running before the kill: %s" % (ct["name"], st))
+        except Exception as e:  # noqa: BLE001
+            fail("inspect %s before the kill: %s" % (ct["name"], e))
+            ct["pid"] = 0
+    try:
+        rc_before = {ct["id"]: c.api.inspect_container(ct["id"])["RestartCount"]
+                     for ct in cts if ct["kind"] == "always"}
+    except Exception as e:  # noqa: BLE001
+        rc_before = {}
+        fail("inspect restart counts: %s" % e)
+    c.close()
+
+    # --- berthd down ---
+    d = Daemon(args)
+    log("restart20: kill -9 berthd (pid %d)" % d.pid)
+    down_wall0 = time.time()
+    down0 = time.monotonic()
+    d.kill()
+    live = [ct for ct in cts if ct["kind"] != "always"]
+    loggers = [ct for ct in cts if ct["kind"] in ("tty", "log")]
+    # 1. processes alive
+    dead = [ct["name"] for ct in live if not proc_alive(ct["pid"])]
+    if dead:
+        fail("container processes gone right after the kill: %s" % dead)
+    # 2. logs grow
+    s0 = {ct["id"]: log_size(args.tmp, ct["id"]) for ct in loggers}
+    time.sleep(1.0)
+    s1 = {ct["id"]: log_size(args.tmp, ct["id"]) for ct in loggers}
+    grew = 0
+    for ct in loggers:
+        a, b = s0[ct["id"]], s1[ct["id"]]
+        if a < 0 or b <= a:
+            fail("log of %s did not grow while berthd was down (%d -> %d bytes, %s)"
+                 % (ct["name"], a, b, log_path(args.tmp, ct["id"])))
+        else:
+            grew += b - a
+    figs["log_growth"] = grew
+    # 3. attach at the monitor, all live containers at once
+    res = {}
+
+    def att(ct):
+        res[ct["id"]] = monitor_attach(args.tmp, ct["id"], ct["tty"], ct["kind"] != "sleep")
+
+    ths = [threading.Thread(target=att, args=(ct,), daemon=True) for ct in live]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(10)
+    firsts = []
+    for ct in live:
+        ok, detail, first = res.get(ct["id"], (False, "no result", None))
+        if not ok:
+            fail("monitor attach to %s while berthd was down: %s" % (ct["name"], detail))
+        elif first is not None:
+            firsts.append(first)
+    figs["attach_ok"] = sum(1 for ct in live if res.get(ct["id"], (False,))[0])
+    figs["attach_first_max"] = max(firsts) if firsts else float("nan")
+    # still alive at the end of the window
+    while time.monotonic() - down0 < 4.0:
+        time.sleep(0.1)
+    dead = [ct["name"] for ct in live if not proc_alive(ct["pid"])]
+    if dead:
+        fail("container processes gone while berthd was down: %s" % dead)
+    figs["always_exited_while_down"] = sum(1 for ct in cts if ct["kind"] == "always"
+                                          and not proc_alive(ct["pid"]))
+
+    # --- berthd back ---
+    r0 = time.monotonic()
+    d.start()
+    up = d.wait_ready()
+    figs["readopt"] = time.monotonic() - r0
+    figs["down"] = time.monotonic() - down0
+    up_wall = time.time()
+    if not up:
+        fail("berthd did not answer /_ping after the restart (see daemon.log)")
+        print("restart20: FAIL berthd did not come back", flush=True)
+        return False
+    log("restart20: berthd answered /_ping %.2fs after its restart" % figs["readopt"])
+    c = client(args.sock, timeout=120)
+
+    # ps: all 20 running (restart=always ones running again; polled a few seconds)
+    want = {ct["id"] for ct in cts}
+    seen_states = {}
+    running = set()
+    ps_ok = False
+    t = time.monotonic()
+    while time.monotonic() - t < 8.0:
+        try:
+            running = {x["Id"] for x in c.api.containers()}
+            allc = {x["Id"]: x["State"] for x in c.api.containers(all=True)}
+        except Exception as e:  # noqa: BLE001
+            fail("ps after the restart: %s" % e)
+            break
+        for cid, stt in allc.items():
+            seen_states.setdefault(cid, set()).add(stt)
+        if want <= running:
+            ps_ok = True
+            break
+        missing_live = [ct["name"] for ct in live if ct["id"] not in running]
+        if missing_live:
+            break  # the long-running ones must be running at once
+        time.sleep(0.1)
+    figs["ps_all_running"] = time.monotonic() - r0 if ps_ok else float("nan")
+    if not ps_ok:
+        missing = [(ct["name"], sorted(seen_states.get(ct["id"], {"absent"}))) for ct in cts
+                   if ct["id"] not in running]
+        fail("ps after the restart: not all 20 running: %s" % missing)
+    for ct in live:
+        try:
+            st = c.api.inspect_container(ct["id"])["State"]
+            if not st["Running"] or st["Pid"] != ct["pid"]:
+                fail("%s after the restart: Running=%s Pid=%s (was %s)"
+                     % (ct["name"], st["Running"], st["Pid"], ct["pid"]))
+        except Exception as e:  # noqa: BLE001
+            fail("inspect %s after the restart: %s" % (ct["name"], e))
+
+    # logs: each works; the logging ones hold lines written while berthd was down
+    for ct in cts:
+        try:
+            raw = c.api.logs(ct["id"], stdout=True, stderr=True, timestamps=True)
+        except Exception as e:  # noqa: BLE001
+            fail("logs %s: %s" % (ct["name"], e))
+            continue
+        if ct["kind"] not in ("tty", "log"):
+            continue
+        during = 0
+        for line in raw.decode(errors="replace").splitlines():
+            ts = parse_ts(line.split(" ", 1)[0])
+            if ts is not None and down_wall0 + 0.2 < ts < up_wall - 0.2:
+                during += 1
+        if during == 0:
+            fail("logs %s: no line written while berthd was down (%d bytes)" % (ct["name"], len(raw)))
+
+    # exec on a few
+    for ct in [x for x in cts if x["kind"] == "tty"][:1] + [x for x in cts if x["kind"] == "log"][:2] + \
+            [x for x in cts if x["kind"] == "sleep"][:1]:
+        try:
+            r = c.containers.get(ct["id"]).exec_run(["sh", "-c", "echo exec-ok-$HOSTNAME"])
+            if r.exit_code != 0 or b"exec-ok" not in r.output:
+                fail("exec in %s: exit %s output %r" % (ct["name"], r.exit_code, r.output[:100]))
+        except Exception as e:  # noqa: BLE001
+            fail("exec in %s: %s" % (ct["name"], e))
+
+    # docker-SDK attach on one tty and one non-tty container
+    for ct, needle in ((next(x for x in cts if x["kind"] == "tty"), b"tty-"),
+                       (next(x for x in cts if x["kind"] == "log"), b"log ")):
+        ok, detail = sdk_attach(args.sock, ct["id"], needle)
+        if not ok:
+            fail("SDK attach to %s after the restart: %s" % (ct["name"], detail))
+
+    # restart policies resumed: RestartCount of the restart=always ones grows
+    always = [ct for ct in cts if ct["kind"] == "always"]
+    figs["die_codes"] = "?"
+    try:
+        rc_after = {ct["id"]: c.api.inspect_container(ct["id"])["RestartCount"] for ct in always}
+    except Exception as e:  # noqa: BLE001
+        rc_after = {}
+        fail("inspect restart counts after the restart: %s" % e)
+    rc_late = dict(rc_after)
+    t = time.monotonic()
+    while rc_after and time.monotonic() - t < 25.0:
+        try:
+            rc_late = {ct["id"]: c.api.inspect_container(ct["id"])["RestartCount"] for ct in always}
+        except Exception as e:  # noqa: BLE001
+            fail("inspect restart counts: %s" % e)
+            break
+        if all(rc_late[k] > rc_after[k] for k in rc_after):
+            break
+        time.sleep(0.25)
+    figs["restart_counts"] = " ".join("%s>%s>%s" % (rc_before.get(ct["id"], "?"), rc_after.get(ct["id"], "?"),
+                                                   rc_late.get(ct["id"], "?")) for ct in always)
+    for ct in always:
+        if ct["id"] in rc_after and not rc_late.get(ct["id"], -1) > rc_after[ct["id"]]:
+            fail("%s: RestartCount did not grow within 25s after the restart (%s -> %s)"
+                 % (ct["name"], rc_after[ct["id"]], rc_late.get(ct["id"])))
+
+    # The exits that happened while berthd was down were recorded with their real code
+    # (from the monitors' exit.json, not 255): a `die` event with exitCode 3 for each.
+    try:
+        evs = c.api.events(since=int(down_wall0) - 1, until=int(time.time()) + 1, decode=True,
+                           filters={"type": "container", "event": "die"})
+        dies = {}
+        for ev in evs:
+            eid = ev.get("id") or ev.get("Actor", {}).get("ID")
+            dies.setdefault(eid, []).append(ev.get("Actor", {}).get("Attributes", {}).get("exitCode"))
+        figs["die_codes"] = " ".join(",".join(str(x) for x in dies.get(ct["id"], [])) for ct in always)
+        for ct in always:
+            codes = dies.get(ct["id"], [])
+            if "3" not in codes or "255" in codes:
+                fail("%s: die events since the kill have exit codes %s (want 3, never 255)"
+                     % (ct["name"], codes))
+    except Exception as e:  # noqa: BLE001
+        fail("events since the kill: %s" % e)
+
+    # stop (timeout 1) and remove all
+    t = time.monotonic()
+    errs = {}
+
+    def stop_rm(ct):
+        cc = client(args.sock, timeout=60)
+        try:
+            step = "stop"
+            try:
+                cc.api.stop(ct["id"], timeout=1)
+                step = "inspect after stop"
+                st = cc.api.inspect_container(ct["id"])["State"]
+                if st["Running"]:
+                    raise RuntimeError("still running after stop: %s" % st["Status"])
+                if ct["kind"] != "always" and proc_alive(ct["pid"]):
+                    raise RuntimeError("process %d alive after stop" % ct["pid"])
+                step = "remove"
+                cc.api.remove_container(ct["id"])
+            except Exception as e:  # noqa: BLE001
+                errs[ct["name"]] = "%s: %s" % (step, e)
+                try:
+                    cc.api.remove_container(ct["id"], force=True)
+                except Exception:  # noqa: BLE001
+                    pass
+        finally:
+            cc.close()
+
+    ths = [threading.Thread(target=stop_rm, args=(ct,), daemon=True) for ct in cts]
+    for th in ths:
+        th.start()
+    for th in ths:
+        th.join(120)
+    figs["stop_rm"] = time.monotonic() - t
+    for name, e in sorted(errs.items()):
+        fail("%s: %s" % (name, e))
+
+    ids |= ids_from_disk(args.tmp)
+    record_ids(args.tmp, ids)
+    leaks, waited = settle_leaks(args.tmp, ids, c)
+    c.close()
+    print_leaks("restart20", leaks)
+    ok = not failures and not leaks
+    print(
+        "restart20: %s containers=%d start20=%.1fs down=%.1fs log-growth-while-down=%dB "
+        "monitor-attach-ok=%d/%d (first output max %.2fs) always-exited-while-down=%d "
+        "re-adopt(restart->/_ping)=%.2fs ps-all-20-running=%.2fs restart-counts(before>after>later)=[%s] "
+        "die-exit-codes-since-kill=[%s] "
+        "stop+rm(parallel)=%.1fs failures=%d leaks=%d (settled after %.1fs)"
+        % ("PASS" if ok else "FAIL", len(cts), figs["start20"], figs["down"], figs["log_growth"],
+           figs["attach_ok"], len(live), figs["attach_first_max"], figs["always_exited_while_down"],
+           figs["readopt"], figs["ps_all_running"], figs["restart_counts"], figs["die_codes"], figs["stop_rm"],
+           len(failures), len(leaks), waited),
+        flush=True,
+    )
+    return ok
+
+
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("scenario", choices=("load", "crash"))
+    ap.add_argument("scenario", choices=("load", "crash", "restart20"))
     ap.add_argument("--sock", required=True)
     ap.add_argument("--tmp", required=True)
     ap.add_argument("--clients", type=int, default=100)
@@ -537,7 +999,7 @@ def main():
     ap.add_argument("--pid-file")
     ap.add_argument("--max-seconds", type=int, default=900)
     args = ap.parse_args()
-    ok = load(args) if args.scenario == "load" else crash(args)
+    ok = {"load": load, "crash": crash, "restart20": restart20}[args.scenario](args)
     sys.exit(0 if ok else 1)
 
 

@@ -287,7 +287,14 @@ impl Engine {
                 idx.by_id.insert(id.clone(), h.clone());
             }
             match status {
-                Status::Running | Status::Paused | Status::Restarting => {
+                Status::Restarting => {
+                    // It had exited and was waiting for its policy's restart.
+                    let _ = h.update(&self.inner.store, |r| r.state.status = Status::Exited);
+                    if crate::container::restart_on_daemon_start(&h.record()) {
+                        to_restart.push(id.clone());
+                    }
+                }
+                Status::Running | Status::Paused => {
                     let dir = self.monitor_dir(&id);
                     if crate::monitor::connect(&dir).await.is_ok() {
                         tracing::info!(container = %id, "re-adopted a running container");

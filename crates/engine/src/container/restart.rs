@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::engine::{Engine, Handle};
-use crate::model::ContainerRecord;
+use crate::model::{ContainerRecord, Status};
 
 /// Whether a container should be started when the daemon starts.
 pub(crate) fn restart_on_daemon_start(rec: &ContainerRecord) -> bool {
@@ -46,11 +46,21 @@ pub(crate) fn maybe_restart(engine: &Engine, h: Arc<Handle>, rec: &ContainerReco
     let count = if ran_long { 0 } else { rec.restart_count };
     let delay = backoff(count);
     let engine = engine.clone();
+    // Docker's "Restarting (N) … ago" while it waits.
+    let _ = h.update(&engine.inner.store, |r| r.state.status = Status::Restarting);
     tokio::spawn(async move {
         tokio::time::sleep(delay).await;
         let _op = h.op.lock().await;
         let rec = h.record();
-        if rec.state.status.is_running() || rec.state.stopped_by_user || !should_restart(&rec) {
+        // Stopped or removed meanwhile: no restart.
+        if rec.state.status != Status::Restarting
+            || rec.state.stopped_by_user
+            || h.life.borrow().removed
+            || !should_restart(&rec)
+        {
+            if rec.state.status == Status::Restarting && !h.life.borrow().removed {
+                let _ = h.update(&engine.inner.store, |r| r.state.status = Status::Exited);
+            }
             return;
         }
         let _ = h.update(&engine.inner.store, |r| {

@@ -46,6 +46,14 @@ impl Engine {
         signal: Option<String>,
     ) -> Result<()> {
         let rec = h.record();
+        if rec.state.status == Status::Restarting {
+            // Waiting for its restart: stopping it cancels the restart.
+            h.update(&self.inner.store, |r| {
+                r.state.stopped_by_user = true;
+                r.state.status = Status::Exited;
+            })?;
+            return Ok(());
+        }
         if !rec.state.status.is_running() {
             return Err(EngineError::AlreadyStopped);
         }
