@@ -37,30 +37,13 @@ skip_or_fail() {
 }
 
 # --- venv -------------------------------------------------------------------------------------
-ensure_venv() {
-    if [[ -x "$VENV/bin/python" ]] &&
-        "$VENV/bin/python" -c 'import docker, testcontainers, pytest' 2>/dev/null; then
-        return 0
-    fi
-    log "creating venv $VENV"
-    mkdir -p "$(dirname "$VENV")" || return 1
-    [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV" || return 1
-    "$VENV/bin/pip" install -q --disable-pip-version-check \
-        docker testcontainers pytest || return 1
-    "$VENV/bin/python" -c 'import docker, testcontainers, pytest'
-}
+# shellcheck source=tests/compat/lib.sh
+source "$REPO/tests/compat/lib.sh"
 ensure_venv || skip_or_fail "cannot create the Python venv at $VENV"
 PY="$VENV/bin/python"
 
-[[ -x "$BIN_DIR/berthd" ]] || { log "error: no berthd in $BIN_DIR (cargo build -p berthd -p berth-monitor)"; exit 1; }
-[[ -x "$BIN_DIR/berth-monitor" ]] || log "warning: no berth-monitor in $BIN_DIR"
-
-# --- fixture ----------------------------------------------------------------------------------
-ARCHIVE="$FIXTURES/busybox/docker-archive.tar"
-if [[ ! -f "$ARCHIVE" ]]; then
-    log "building busybox fixture"
-    BERTH_FIXTURES="$FIXTURES" "$REPO/tests/fixtures/build-images.sh" busybox || { log "error: fixture build failed"; exit 1; }
-fi
+ensure_binaries
+ensure_fixture
 
 # --- daemon -----------------------------------------------------------------------------------
 T="$(mktemp -d /tmp/berth-py.XXXXXX)"

@@ -49,30 +49,13 @@ ONLY="${STRESS_ONLY:-}"
 log() { printf '[run-stress %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # --- venv (the same steps as run-python.sh, so either runner can make it) -------------------
-ensure_venv() {
-    if [[ -x "$VENV/bin/python" ]] &&
-        "$VENV/bin/python" -c 'import docker, testcontainers, pytest' 2>/dev/null; then
-        return 0
-    fi
-    log "creating venv $VENV"
-    mkdir -p "$(dirname "$VENV")" || return 1
-    [[ -x "$VENV/bin/python" ]] || python3 -m venv "$VENV" || return 1
-    "$VENV/bin/pip" install -q --disable-pip-version-check \
-        docker testcontainers pytest || return 1
-    "$VENV/bin/python" -c 'import docker, testcontainers, pytest'
-}
+# shellcheck source=tests/compat/lib.sh
+source "$REPO/tests/compat/lib.sh"
 ensure_venv || { log "error: cannot create the Python venv at $VENV"; exit 1; }
 PY="$VENV/bin/python"
 
-[[ -x "$BIN_DIR/berthd" ]] || { log "error: no berthd in $BIN_DIR (cargo build -p berthd -p berth-monitor)"; exit 1; }
-[[ -x "$BIN_DIR/berth-monitor" ]] || { log "error: no berth-monitor in $BIN_DIR"; exit 1; }
-
-# --- fixture ----------------------------------------------------------------------------------
-ARCHIVE="$FIXTURES/busybox/docker-archive.tar"
-if [[ ! -f "$ARCHIVE" ]]; then
-    log "building busybox fixture"
-    BERTH_FIXTURES="$FIXTURES" "$REPO/tests/fixtures/build-images.sh" busybox || { log "error: fixture build failed"; exit 1; }
-fi
+ensure_binaries
+ensure_fixture
 
 # --- daemon -----------------------------------------------------------------------------------
 T="$(mktemp -d /tmp/berth-stress.XXXXXX)"

@@ -281,7 +281,7 @@ async fn info(State(s): State<Arc<ApiState>>) -> ApiResult {
         "Plugins": { "Volume": ["local"], "Network": ["host", "none"], "Authorization": null, "Log": ["json-file", "none"] },
         "MemoryLimit": true, "SwapLimit": true, "CpuCfsPeriod": true, "CpuCfsQuota": true, "CPUShares": true, "CPUSet": true,
         "PidsLimit": true, "IPv4Forwarding": false, "Debug": false, "NFd": 0, "OomKillDisable": false, "NGoroutines": 0,
-        "SystemTime": berth_engine_time(), "LoggingDriver": "json-file",
+        "SystemTime": berth_engine::now_rfc3339(), "LoggingDriver": "json-file",
         "CgroupDriver": "cgroupfs", "CgroupVersion": if cgroup_v2 { "2" } else { "1" },
         "NEventsListener": 0, "KernelVersion": kernel_version(), "OperatingSystem": os_name(), "OSVersion": "",
         "OSType": "linux", "Architecture": std::env::consts::ARCH,
@@ -298,40 +298,6 @@ async fn info(State(s): State<Arc<ApiState>>) -> ApiResult {
         "CDISpecDirs": [], "Warnings": [],
     }))
     .into_response())
-}
-
-fn berth_engine_time() -> String {
-    berth_engine_timestamp()
-}
-
-fn berth_engine_timestamp() -> String {
-    // RFC 3339 now, as the engine writes times.
-    let t = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let secs = i64::try_from(t.as_secs()).unwrap_or(0);
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:09}Z",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60,
-        t.subsec_nanos()
-    )
-}
-
-fn civil(z: i64) -> (i64, i64, i64) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
 }
 
 /// Events: the kept history from `since`, then live ones until `until`.
@@ -633,27 +599,30 @@ async fn container_rename(
     done(&s, Action::ContainerRename { id, name }).await
 }
 
+/// The `h`/`w` query values of a resize.
+fn size(q: &HashMap<String, String>) -> Result<(u16, u16), ApiError> {
+    let dim = |k: &str| {
+        u16::try_from(int(q, k)?.unwrap_or(0))
+            .map_err(|_| ApiError::bad_request(format!("invalid {k}: must be 0-65535")))
+    };
+    Ok((dim("h")?, dim("w")?))
+}
+
+/// Runs an action answered by `Done` with 200 (resize answers 200, not 204).
+async fn ok_200(s: &ApiState, a: Action) -> ApiResult {
+    match s.engine.handle(a).await? {
+        Outcome::Done => Ok(StatusCode::OK.into_response()),
+        o => Err(unexpected(&o)),
+    }
+}
+
 async fn container_resize(
     State(s): State<Arc<ApiState>>,
     Path(id): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
-    let h = u16::try_from(int(&q, "h")?.unwrap_or(0))
-        .map_err(|_| ApiError::bad_request("bad height"))?;
-    let w = u16::try_from(int(&q, "w")?.unwrap_or(0))
-        .map_err(|_| ApiError::bad_request("bad width"))?;
-    match s
-        .engine
-        .handle(Action::ContainerResize {
-            id,
-            height: h,
-            width: w,
-        })
-        .await?
-    {
-        Outcome::Done => Ok(StatusCode::OK.into_response()),
-        o => Err(unexpected(&o)),
-    }
+    let (height, width) = size(&q)?;
+    ok_200(&s, Action::ContainerResize { id, height, width }).await
 }
 
 async fn container_wait(
@@ -1354,22 +1323,8 @@ async fn exec_resize(
     Path(id): Path<String>,
     Query(q): Q,
 ) -> ApiResult {
-    let h = u16::try_from(int(&q, "h")?.unwrap_or(0))
-        .map_err(|_| ApiError::bad_request("bad height"))?;
-    let w = u16::try_from(int(&q, "w")?.unwrap_or(0))
-        .map_err(|_| ApiError::bad_request("bad width"))?;
-    match s
-        .engine
-        .handle(Action::ExecResize {
-            id,
-            height: h,
-            width: w,
-        })
-        .await?
-    {
-        Outcome::Done => Ok(StatusCode::OK.into_response()),
-        o => Err(unexpected(&o)),
-    }
+    let (height, width) = size(&q)?;
+    ok_200(&s, Action::ExecResize { id, height, width }).await
 }
 
 async fn container_top(
@@ -1439,7 +1394,7 @@ fn stats_json(
     st: Option<&berth_engine::Stats>,
     pre: Option<&(String, berth_engine::Stats)>,
 ) -> Value {
-    let now = berth_engine_timestamp();
+    let now = berth_engine::now_rfc3339();
     let ncpu = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1);
@@ -1550,7 +1505,7 @@ async fn container_stats(
         let mut cur = first;
         if !one_shot {
             if let Some(p) = cur.take() {
-                pre = Some((berth_engine_timestamp(), *p));
+                pre = Some((berth_engine::now_rfc3339(), *p));
                 tokio::time::sleep(std::time::Duration::from_millis(500)).await;
                 if let Ok(Outcome::Stats(_, st)) =
                     s.engine.handle(Action::ContainerStats { id }).await
@@ -1586,7 +1541,7 @@ async fn container_stats(
                 let next_pre = cur
                     .as_deref()
                     .cloned()
-                    .map(|c| (berth_engine_timestamp(), c));
+                    .map(|c| (berth_engine::now_rfc3339(), c));
                 Some((
                     Ok::<_, std::io::Error>(bytes::Bytes::from(line)),
                     (None, next_pre, false),

@@ -485,6 +485,21 @@ impl Engine {
     }
 }
 
+/// Mounts a container's root filesystem (`mounts`, from the image service) on `dir`,
+/// replacing whatever a crash left mounted there. Blocking.
+pub(crate) fn mount_rootfs(
+    id: &str,
+    mounts: &[berth_images::snapshot::Mount],
+    dir: &Path,
+) -> Result<()> {
+    let _ = unmount_all(dir);
+    std::fs::create_dir_all(dir).map_err(|e| EngineError::io("create", dir, e))?;
+    berth_images::snapshot::mount(mounts, dir).map_err(|source| EngineError::Mount {
+        id: id.to_owned(),
+        source,
+    })
+}
+
 /// Unmounts everything mounted on `target` (stacked mounts included).
 pub(crate) fn unmount_all(target: &Path) -> std::io::Result<()> {
     for _ in 0..16 {

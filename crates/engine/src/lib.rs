@@ -69,4 +69,9 @@ pub fn check_host_config(hc: &HostConfig) -> Result<()> {
 /// One block I/O counter of [`Stats`].
 pub type BlkioEntry = berth_cgroups::BlkioEntry;
 pub use time::{parse_rfc3339, parse_timestamp};
+
+/// The current time as the engine writes times (RFC 3339, UTC, nanoseconds).
+pub fn now_rfc3339() -> String {
+    berth_runtime::timestamp()
+}
 pub use volume::{Volume, VolumeMount};

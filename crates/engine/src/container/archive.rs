@@ -281,13 +281,8 @@ impl Engine {
         if !running {
             let mounts = self.inner.images.rootfs_mounts(&rec.id).await?;
             let (d, id) = (dir.clone(), rec.id.clone());
-            tokio::task::spawn_blocking(move || -> Result<()> {
-                let _ = unmount_all(&d);
-                std::fs::create_dir_all(&d).map_err(|e| EngineError::io("create", &d, e))?;
-                berth_images::snapshot::mount(&mounts, &d)
-                    .map_err(|source| EngineError::Mount { id, source })
-            })
-            .await??;
+            tokio::task::spawn_blocking(move || crate::engine::mount_rootfs(&id, &mounts, &d))
+                .await??;
             mounted_here = true;
         }
         let fd = rustix::fs::open(

@@ -1,9 +1,5 @@
 //! `rm`: remove a container, its writable layer, its files.
 
-use std::time::Duration;
-
-use berth_monitor::Request;
-
 use crate::engine::{unmount_all, Engine};
 use crate::error::{EngineError, Result};
 use crate::model::Status;
@@ -18,23 +14,7 @@ impl Engine {
             if !force {
                 return Err(EngineError::RemoveRunning(rec.id.clone()));
             }
-            let seen = h.life.borrow().exits;
-            let dir = self.monitor_dir(&rec.id);
-            if rec.state.status == Status::Paused {
-                let rt = berth_runtime::Runtime::new(&self.inner.runtime_root);
-                let id = rec.id.clone();
-                let _ = tokio::task::spawn_blocking(move || rt.resume(&id)).await;
-            }
-            let _ = crate::monitor::command(
-                &rec.id,
-                &dir,
-                &Request::Kill {
-                    signal: 9,
-                    all: true,
-                },
-            )
-            .await;
-            if !Engine::wait_exit(&h, seen, Some(Duration::from_secs(30))).await {
+            if !self.kill_and_wait(&h).await {
                 return Err(EngineError::Runtime {
                     kind: berth_errdefs::ErrorKind::Internal,
                     message: format!("container {} did not exit after SIGKILL", rec.id),

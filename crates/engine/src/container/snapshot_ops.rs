@@ -91,10 +91,7 @@ impl Engine {
         let id = rec.id.clone();
         tokio::task::spawn_blocking(move || {
             if !running {
-                let _ = unmount_all(&dir);
-                std::fs::create_dir_all(&dir).map_err(|e| EngineError::io("create", &dir, e))?;
-                berth_images::snapshot::mount(&mounts, &dir)
-                    .map_err(|source| EngineError::Mount { id, source })?;
+                crate::engine::mount_rootfs(&id, &mounts, &dir)?;
             }
             let r = f(&dir, upper, lowers);
             if !running {

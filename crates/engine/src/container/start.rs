@@ -162,11 +162,7 @@ impl Engine {
         {
             let (rootfs, mdir, id2) = (rootfs.clone(), mdir.clone(), id.clone());
             tokio::task::spawn_blocking(move || -> Result<()> {
-                let _ = unmount_all(&rootfs);
-                std::fs::create_dir_all(&rootfs)
-                    .map_err(|e| EngineError::io("create", &rootfs, e))?;
-                berth_images::snapshot::mount(&mounts, &rootfs)
-                    .map_err(|source| EngineError::Mount { id: id2, source })?;
+                crate::engine::mount_rootfs(&id2, &mounts, &rootfs)?;
                 let _ = std::fs::remove_dir_all(&mdir);
                 std::fs::create_dir_all(&mdir).map_err(|e| EngineError::io("create", &mdir, e))?;
                 Ok(())

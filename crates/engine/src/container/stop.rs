@@ -146,6 +146,45 @@ impl Engine {
         Ok(())
     }
 
+    /// Freezes (`true`) or thaws container `id`'s processes through the runtime.
+    pub(crate) async fn freeze(&self, id: &str, frozen: bool) -> Result<()> {
+        let rt = berth_runtime::Runtime::new(&self.inner.runtime_root);
+        let id = id.to_owned();
+        tokio::task::spawn_blocking(move || {
+            if frozen {
+                rt.pause(&id)
+            } else {
+                rt.resume(&id)
+            }
+        })
+        .await?
+        .map_err(|e| EngineError::Runtime {
+            kind: berth_errdefs::HasKind::kind(&e),
+            message: e.to_string(),
+        })
+    }
+
+    /// Kills every process of running container `h` (thawing it first) and waits for
+    /// the exit to be recorded (at most 30 s); `false` if it was not.
+    pub(crate) async fn kill_and_wait(&self, h: &Arc<Handle>) -> bool {
+        let rec = h.record();
+        let seen = h.life.borrow().exits;
+        if rec.state.status == Status::Paused {
+            let _ = self.freeze(&rec.id, false).await;
+        }
+        let dir = self.monitor_dir(&rec.id);
+        let _ = crate::monitor::command(
+            &rec.id,
+            &dir,
+            &Request::Kill {
+                signal: 9,
+                all: true,
+            },
+        )
+        .await;
+        Engine::wait_exit(h, seen, Some(Duration::from_secs(30))).await
+    }
+
     /// Freezes container `key`.
     pub async fn pause_container(&self, key: &str) -> Result<()> {
         let h = self.lookup(key)?;
@@ -161,14 +200,7 @@ impl Engine {
             }
             _ => return Err(EngineError::NotRunning(rec.id.clone())),
         }
-        let rt = berth_runtime::Runtime::new(&self.inner.runtime_root);
-        let id = rec.id.clone();
-        tokio::task::spawn_blocking(move || rt.pause(&id))
-            .await?
-            .map_err(|e| EngineError::Runtime {
-                kind: berth_errdefs::HasKind::kind(&e),
-                message: e.to_string(),
-            })?;
+        self.freeze(&rec.id, true).await?;
         let rec = h.update(&self.inner.store, |r| r.state.status = Status::Paused)?;
         self.container_event(&rec, "pause", &[]);
         Ok(())
@@ -184,14 +216,7 @@ impl Engine {
                 rec.id
             )));
         }
-        let rt = berth_runtime::Runtime::new(&self.inner.runtime_root);
-        let id = rec.id.clone();
-        tokio::task::spawn_blocking(move || rt.resume(&id))
-            .await?
-            .map_err(|e| EngineError::Runtime {
-                kind: berth_errdefs::HasKind::kind(&e),
-                message: e.to_string(),
-            })?;
+        self.freeze(&rec.id, false).await?;
         let rec = h.update(&self.inner.store, |r| r.state.status = Status::Running)?;
         self.container_event(&rec, "unpause", &[]);
         Ok(())
