@@ -120,6 +120,7 @@ bench-pull: fixtures-debian
 # Fuzz berth-images' parsers and tar applier (cargo-fuzz, nightly), FUZZ_SECONDS per target.
 fuzz:
 	crates/images/fuzz/run.sh $(FUZZ_SECONDS)
+	cd crates/api/fuzz && cargo +nightly fuzz run request_decoders -- -max_total_time=$(or $(FUZZ_SECONDS),60)
 
 vm-matrix: runtime fixtures
 	tests/vm/matrix.sh

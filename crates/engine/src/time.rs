@@ -88,7 +88,8 @@ pub fn parse_timestamp(s: &str) -> Option<i128> {
     } else {
         digits.parse().ok()?
     };
-    Some(secs * 1_000_000_000 + nanos)
+    // Hostile values (`since=99999…`) give None, not an overflow.
+    secs.checked_mul(1_000_000_000)?.checked_add(nanos)
 }
 
 #[cfg(test)]
@@ -112,6 +113,11 @@ mod tests {
             Some(1_709_208_000_250_000_000)
         );
         assert!(parse_rfc3339("junk").is_none());
+        assert!(
+            parse_timestamp(&"4".repeat(37)).is_none(),
+            "overflow is refused, not wrapped"
+        );
+        assert!(parse_timestamp("-5").is_some());
         let now = berth_runtime::timestamp();
         assert!(parse_rfc3339(&now).is_some());
     }
